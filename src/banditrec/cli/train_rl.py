@@ -1,0 +1,1 @@
+"""`banditrec train-rl`."""

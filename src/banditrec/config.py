@@ -1,0 +1,290 @@
+"""Typed configuration of an app and of the policy that serves it.
+
+Every knob a user turns (explorer, its parameters, the floor, learning mode, reward
+join rules, request limits) lives here as a pydantic model, so a YAML file, an HTTP
+PATCH and a Python call are validated by the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- VW explorers -------------------------------------------------------------------
+
+
+class EpsilonGreedy(_Strict):
+    type: Literal["epsilon"] = "epsilon"
+    epsilon: float = Field(0.05, ge=0.0, le=1.0)
+
+    def vw_args(self) -> list[str]:
+        return ["--epsilon", str(self.epsilon)]
+
+
+class Softmax(_Strict):
+    type: Literal["softmax"] = "softmax"
+    lambda_: float = Field(10.0, alias="lambda", ge=0.0)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def vw_args(self) -> list[str]:
+        return ["--softmax", "--lambda", str(self.lambda_)]
+
+
+class Bagging(_Strict):
+    type: Literal["bag"] = "bag"
+    bags: int = Field(5, ge=2, le=64)
+    epsilon: float = Field(0.0, ge=0.0, le=1.0)
+    greedify: bool = False
+
+    def vw_args(self) -> list[str]:
+        args = ["--bag", str(self.bags), "--epsilon", str(self.epsilon)]
+        return [*args, "--greedify"] if self.greedify else args
+
+
+class OnlineCover(_Strict):
+    type: Literal["cover"] = "cover"
+    policies: int = Field(3, ge=1, le=64)
+    psi: float = Field(1.0, ge=0.0)
+    nounif: bool = False
+
+    def vw_args(self) -> list[str]:
+        args = ["--cover", str(self.policies), "--psi", str(self.psi)]
+        return [*args, "--nounif"] if self.nounif else args
+
+
+class SquareCB(_Strict):
+    type: Literal["squarecb"] = "squarecb"
+    gamma_scale: float = Field(10.0, gt=0.0)
+    gamma_exponent: float = Field(0.5, ge=0.0)
+
+    def vw_args(self) -> list[str]:
+        return [
+            "--squarecb",
+            "--gamma_scale",
+            str(self.gamma_scale),
+            "--gamma_exponent",
+            str(self.gamma_exponent),
+        ]
+
+
+class RegCB(_Strict):
+    type: Literal["regcb"] = "regcb"
+    optimistic: bool = False
+    mellowness: float = Field(0.1, gt=0.0)
+
+    def vw_args(self) -> list[str]:
+        return ["--regcbopt" if self.optimistic else "--regcb", "--mellowness", str(self.mellowness)]
+
+
+class RND(_Strict):
+    type: Literal["rnd"] = "rnd"
+    networks: int = Field(3, ge=1, le=64)
+    alpha: float = Field(0.1, ge=0.0)
+    invlambda: float = Field(0.1, gt=0.0)
+
+    def vw_args(self) -> list[str]:
+        return [
+            "--rnd",
+            str(self.networks),
+            "--rnd_alpha",
+            str(self.alpha),
+            "--rnd_invlambda",
+            str(self.invlambda),
+        ]
+
+
+Explorer = Annotated[
+    EpsilonGreedy | Softmax | Bagging | OnlineCover | SquareCB | RegCB | RND,
+    Field(discriminator="type"),
+]
+
+# Options that would change VW's I/O or driver rather than the model; refusing them keeps
+# the raw-args escape hatch from breaking the service (files on disk, stdin, etc.).
+_FORBIDDEN_VW_ARGS = re.compile(
+    r"^(-d|--data|-f|--final_regressor|-i|--initial_regressor|-c|--cache|--cache_file|"
+    r"--dsjson|--json|-p|--predictions|--daemon|--port|--save_resume|-r|--raw_predictions)$"
+)
+
+
+class VWPolicyConfig(_Strict):
+    """Vowpal Wabbit `cb_explore_adf` with action-dependent features."""
+
+    kind: Literal["vw"] = "vw"
+    explorer: Explorer = Field(default_factory=EpsilonGreedy)
+    cb_type: Literal["ips", "dr", "mtr", "dm"] = "mtr"
+    interactions: list[str] = Field(
+        default_factory=list,
+        description="Namespace interactions by first letter, as VW's -q/--interactions, "
+        "e.g. ['ua'] crosses namespaces starting with 'u' (user) and 'a' (action features).",
+    )
+    learning_rate: float | None = Field(None, gt=0.0)
+    power_t: float | None = Field(None, ge=0.0)
+    l2: float | None = Field(None, ge=0.0)
+    bits: int = Field(18, ge=8, le=28)
+    action_id_feature: bool = Field(
+        True, description="Add each action's id as a feature (namespace 'id') so per-item effects are learned."
+    )
+    extra_args: list[str] = Field(default_factory=list, description="Raw VW arguments appended last.")
+
+    @field_validator("interactions")
+    @classmethod
+    def _interactions_are_letters(cls, v: list[str]) -> list[str]:
+        for term in v:
+            if not (2 <= len(term) <= 4) or not all(c.isalnum() or c == ":" for c in term):
+                raise ValueError(
+                    f"interaction {term!r} must be 2 to 4 namespace first letters (or ':' for all), e.g. 'ua'"
+                )
+        return v
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_io_args(cls, v: list[str]) -> list[str]:
+        for arg in v:
+            if _FORBIDDEN_VW_ARGS.match(arg):
+                raise ValueError(f"VW argument {arg!r} controls files or I/O and is not allowed here")
+        return v
+
+    def vw_args(self) -> list[str]:
+        args = ["--cb_explore_adf", "--quiet", "--cb_type", self.cb_type, "-b", str(self.bits)]
+        args += self.explorer.vw_args()
+        for term in self.interactions:
+            args += ["--interactions", term]
+        if self.learning_rate is not None:
+            args += ["-l", str(self.learning_rate)]
+        if self.power_t is not None:
+            args += ["--power_t", str(self.power_t)]
+        if self.l2 is not None:
+            args += ["--l2", str(self.l2)]
+        return args + list(self.extra_args)
+
+
+# --- numpy linear policies ------------------------------------------------------------
+
+
+class LinUCBConfig(_Strict):
+    kind: Literal["linucb"] = "linucb"
+    alpha: float = Field(1.0, ge=0.0, description="Width of the confidence bonus.")
+    dim: int = Field(64, ge=4, le=4096, description="Hashed feature dimension.")
+    ridge: float = Field(1.0, gt=0.0)
+
+
+class LinTSConfig(_Strict):
+    kind: Literal["lin_ts"] = "lin_ts"
+    v: float = Field(0.5, gt=0.0, description="Posterior scale.")
+    dim: int = Field(64, ge=4, le=4096)
+    ridge: float = Field(1.0, gt=0.0)
+    samples: int = Field(128, ge=8, le=4096, description="Posterior draws used to estimate the pmf.")
+
+
+# --- non-contextual -------------------------------------------------------------------
+
+
+class EpsilonGreedyMABConfig(_Strict):
+    kind: Literal["mab_epsilon"] = "mab_epsilon"
+    epsilon: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class UCB1Config(_Strict):
+    kind: Literal["ucb1"] = "ucb1"
+    c: float = Field(2.0, ge=0.0, description="Exploration constant: mean + sqrt(c ln t / n).")
+
+
+class ThompsonConfig(_Strict):
+    kind: Literal["thompson"] = "thompson"
+    likelihood: Literal["beta", "gaussian"] = "beta"
+    prior_alpha: float = Field(1.0, gt=0.0)
+    prior_beta: float = Field(1.0, gt=0.0)
+    samples: int = Field(256, ge=8, le=4096)
+
+
+# --- baselines ------------------------------------------------------------------------
+
+
+class UniformConfig(_Strict):
+    kind: Literal["uniform"] = "uniform"
+
+
+class FixedConfig(_Strict):
+    kind: Literal["fixed"] = "fixed"
+    action_id: str | None = Field(
+        None, description="Serve this action when offered; otherwise (or when unset) the first action."
+    )
+
+
+PolicyConfig = Annotated[
+    VWPolicyConfig
+    | LinUCBConfig
+    | LinTSConfig
+    | EpsilonGreedyMABConfig
+    | UCB1Config
+    | ThompsonConfig
+    | UniformConfig
+    | FixedConfig,
+    Field(discriminator="kind"),
+]
+
+
+# --- app ------------------------------------------------------------------------------
+
+
+class Limits(_Strict):
+    max_actions: int = Field(256, ge=1)
+    max_features: int = Field(2048, ge=1, description="Features in the whole request, context and actions.")
+    max_id_length: int = Field(256, ge=1)
+    max_slots: int = Field(8, ge=1)
+
+
+class RewardConfig(_Strict):
+    default: float = Field(0.0, description="Reward joined when none arrives within the wait time.")
+    wait_seconds: float = Field(60.0, ge=0.0, description="How long a decision waits for rewards.")
+    aggregation: Literal["first", "sum", "max"] = "first"
+    join_on_first: bool = Field(False, description="Join as soon as the first reward arrives.")
+
+
+class SlotConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    policy: PolicyConfig = Field(default_factory=VWPolicyConfig)
+
+
+Mode = Literal["online", "apprentice", "logging"]
+
+
+class AppConfig(_Strict):
+    name: str = Field("default", pattern=APP_NAME_PATTERN)
+    policy: PolicyConfig = Field(default_factory=VWPolicyConfig)
+    slots: list[SlotConfig] | None = Field(
+        None, description="Multi-slot app: one independent decision per named slot, each with its policy."
+    )
+    mode: Mode = "online"
+    min_probability: float = Field(
+        0.001, ge=0.0, le=1.0, description="Floor on every action's probability, so logs stay usable for OPE."
+    )
+    seed: int = Field(0, ge=0, description="App seed: draws are seeded by (seed, event id).")
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _unique_slots(self) -> AppConfig:
+        if self.slots is not None:
+            names = [s.name for s in self.slots]
+            if len(set(names)) != len(names):
+                raise ValueError(f"slot names must be unique, got {names}")
+            if not names:
+                raise ValueError("slots, when given, must name at least one slot")
+        return self
+
+    def slot_policies(self) -> dict[str | None, PolicyConfig]:
+        """The policy of each slot; a single-slot app has one, under the key None."""
+        if self.slots is None:
+            return {None: self.policy}
+        return {s.name: s.policy for s in self.slots}

@@ -1,0 +1,93 @@
+"""The log record: one decision in VW's DSJson layout, plus banditrec's fields under one key.
+
+`build_record` is the write path (a plain dict, fast to serialize); `to_interaction` is the
+learning path and accepts the same dict back (or a validated `LoggedEvent`). A joined log
+file of these records is read by VW as-is (`vw --cb_explore_adf --dsjson`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from .features import FeatureSet, Interaction
+from .schema import META_KEY, LoggedEvent
+
+
+def iso_timestamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_record(
+    *,
+    app: str,
+    event_id: str,
+    features: FeatureSet,
+    pmf: np.ndarray,
+    order: list[int],
+    model_version: int,
+    policy: str,
+    mode: str,
+    slot: str | None = None,
+    deferred: bool = False,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The pending record of a served decision: no reward (no `_label_cost`) yet."""
+    now = time.time() if now is None else now
+    chosen = order[0]
+    return {
+        "_label_probability": float(pmf[chosen]),
+        "_label_Action": chosen + 1,
+        "_labelIndex": chosen,
+        "a": [i + 1 for i in order],
+        "c": features.dsjson_c(),
+        "p": [float(pmf[i]) for i in order],
+        "EventId": event_id if slot is None else f"{event_id}/{slot}",
+        "Timestamp": iso_timestamp(now),
+        "_skipLearn": deferred,
+        META_KEY: {
+            "app": app,
+            "event_id": event_id,
+            "action_ids": features.action_ids,
+            "slot": slot,
+            "model_version": model_version,
+            "policy": policy,
+            "mode": mode,
+            "reward": None,
+            "deferred": deferred,
+            "activated": not deferred,
+            "decided_at": now,
+            "joined_at": None,
+        },
+    }
+
+
+def set_reward(record: dict[str, Any], reward: float, *, joined_at: float | None = None) -> dict[str, Any]:
+    """Attach the final reward (cost = −reward), as the join does."""
+    record["_label_cost"] = -float(reward)
+    meta = record[META_KEY]
+    meta["reward"] = float(reward)
+    meta["joined_at"] = time.time() if joined_at is None else joined_at
+    record["_skipLearn"] = bool(meta.get("deferred")) and not meta.get("activated", True)
+    return record
+
+
+def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | None:
+    """What a policy learns from a joined record; None when it must not be learned from."""
+    if isinstance(record, LoggedEvent):
+        if record.skip_learn or record.label_cost is None:
+            return None
+        features = FeatureSet.from_dsjson_c(record.c, record.meta.action_ids)
+        return Interaction(features, record.label_index, record.label_probability, -record.label_cost, record.meta.slot)
+    cost = record.get("_label_cost")
+    if record.get("_skipLearn") or cost is None:
+        return None
+    meta = record[META_KEY]
+    features = FeatureSet.from_dsjson_c(record["c"], meta["action_ids"])
+    return Interaction(
+        features, int(record["_labelIndex"]), float(record["_label_probability"]), -float(cost), meta.get("slot")
+    )

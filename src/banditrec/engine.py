@@ -1,0 +1,271 @@
+"""The in-process decision core: what serving, simulation and replay all call.
+
+decide: request → features → policy pmf → mode / per-request exploration / floor →
+seeded draw → decision (+ its DSJson log record). learn: joined record → policy update.
+The served state (config, policies, model version) is one immutable object replaced in a
+single assignment, so a model swap or a reconfiguration lands between two requests,
+never inside one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import pmf as pmf_ops
+from .config import AppConfig, FixedConfig, PolicyConfig
+from .dsjson import build_record, to_interaction
+from .features import FeatureSet, Interaction
+from .policies import FixedPolicy, Policy, load_policy, make_policy
+from .sampling import draw, event_seed
+from .schema import Decision, DecisionRequest, ExplorationOverride, LoggedEvent, RankedAction, SlotDecision
+
+SINGLE = ""  # model key of a single-slot app's policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    config: AppConfig
+    policies: dict[str | None, Policy]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotChoice:
+    """One slot's outcome: the inputs, the final pmf and the ranking (chosen first)."""
+
+    slot: str | None
+    features: FeatureSet
+    pmf: np.ndarray
+    order: list[int]
+
+    @property
+    def chosen(self) -> int:
+        return self.order[0]
+
+
+_DEFAULT_ACTION = FixedPolicy(FixedConfig())
+
+
+class DecisionEngine:
+    def __init__(
+        self,
+        config: AppConfig,
+        policies: Mapping[str | None, Policy] | None = None,
+        model_version: int = 0,
+    ) -> None:
+        if policies is None:
+            policies = {slot: make_policy(cfg) for slot, cfg in config.slot_policies().items()}
+        self._served = _Served(config, dict(policies), model_version)
+
+    @classmethod
+    def from_config(cls, config: AppConfig | Mapping[str, Any]) -> DecisionEngine:
+        return cls(config if isinstance(config, AppConfig) else AppConfig.model_validate(config))
+
+    # --- state --------------------------------------------------------------------
+
+    @property
+    def config(self) -> AppConfig:
+        return self._served.config
+
+    @property
+    def model_version(self) -> int:
+        return self._served.version
+
+    @property
+    def policy(self) -> Policy:
+        """The policy of a single-slot app (or of its first slot)."""
+        return next(iter(self._served.policies.values()))
+
+    @property
+    def policies(self) -> dict[str | None, Policy]:
+        return dict(self._served.policies)
+
+    def model_bytes(self) -> dict[str, bytes]:
+        """Every slot's model; a single-slot app's under the key ''."""
+        return {slot or SINGLE: p.to_bytes() for slot, p in self._served.policies.items()}
+
+    def load_models(self, models: Mapping[str, bytes], version: int) -> None:
+        """Swap in published models (all slots at once)."""
+        served = self._served
+        policies = {
+            slot: load_policy(cfg, models[slot or SINGLE]) for slot, cfg in served.config.slot_policies().items()
+        }
+        self._served = _Served(served.config, policies, version)
+
+    def reconfigure(self, config: AppConfig) -> None:
+        """New settings, live. A slot whose policy kind is unchanged keeps what it learned."""
+        served = self._served
+        old = served.config.slot_policies()
+        policies: dict[str | None, Policy] = {}
+        for slot, cfg in config.slot_policies().items():
+            current = served.policies.get(slot)
+            same_kind = current is not None and slot in old and _same_kind(old[slot], cfg)
+            policies[slot] = current.reconfigured(cfg) if same_kind else make_policy(cfg)
+        self._served = _Served(config, policies, served.version)
+
+    # --- decision path ------------------------------------------------------------
+
+    def features(self, request: DecisionRequest) -> dict[str | None, FeatureSet]:
+        cfg = self._served.config.slot_policies()
+        if request.actions is not None:
+            groups: list[tuple[str | None, list]] = [(None, request.actions)]
+        else:
+            groups = [(s.id, s.actions) for s in request.slots or []]
+        out = {}
+        for slot, actions in groups:
+            id_feature = getattr(cfg.get(slot), "action_id_feature", True)
+            out[slot] = FeatureSet.build(
+                request.context, [(a.id, a.features) for a in actions], action_id_feature=id_feature
+            )
+        return out
+
+    def pmf(
+        self,
+        x: FeatureSet,
+        seed: int,
+        *,
+        slot: str | None = None,
+        exploration: ExplorationOverride | None = None,
+        served: _Served | None = None,
+    ) -> np.ndarray:
+        """The final pmf this app serves for `x`: mode, per-request exploration, floor."""
+        served = served or self._served
+        cfg = served.config
+        policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
+        p = pmf_ops.normalize(policy.pmf(x, seed))
+        floor = cfg.min_probability
+        if exploration is not None:
+            if exploration.epsilon is not None:
+                p = pmf_ops.mix_uniform(p, exploration.epsilon)
+            if exploration.min_probability is not None:
+                floor = exploration.min_probability
+        return pmf_ops.apply_floor(p, floor)
+
+    def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
+        served = self._served  # one read: the whole request sees one model
+        seed_base = served.config.seed
+        known = served.policies
+        choices = []
+        for slot, x in self.features(request).items():
+            if slot not in known:
+                raise UnknownSlotError(slot, [s for s in known if s is not None])
+            seed = event_seed(seed_base, request.event_id, slot)
+            p = self.pmf(x, seed, slot=slot, exploration=request.exploration, served=served)
+            chosen = draw(p, seed)
+            choices.append(SlotChoice(slot, x, p, pmf_ops.ranking_order(p, chosen)))
+        return served, choices
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        served, choices = self.choose(request)
+        return _decision(request.event_id, served, choices)
+
+    def decide_logged(
+        self, request: DecisionRequest, *, now: float | None = None
+    ) -> tuple[Decision, list[dict[str, Any]]]:
+        """The decision and its DSJson log records (one per slot), pending their rewards."""
+        served, choices = self.choose(request)
+        cfg = served.config
+        records = [
+            build_record(
+                app=cfg.name,
+                event_id=request.event_id,
+                features=c.features,
+                pmf=c.pmf,
+                order=c.order,
+                model_version=served.version,
+                policy=_policy_name(cfg, c.slot),
+                mode=cfg.mode,
+                slot=c.slot,
+                deferred=request.deferred,
+                now=now,
+            )
+            for c in choices
+        ]
+        return _decision(request.event_id, served, choices), records
+
+    # --- learning path ------------------------------------------------------------
+
+    def learn(self, event: Interaction | LoggedEvent | Mapping[str, Any]) -> bool:
+        """Learn from one joined event; False when it is not to be learned from."""
+        served = self._served
+        if served.config.mode == "logging":
+            return False
+        it = event if isinstance(event, Interaction) else to_interaction(event)
+        if it is None:
+            return False
+        policy = served.policies.get(it.slot)
+        if policy is None:
+            raise UnknownSlotError(it.slot, [s for s in served.policies if s is not None])
+        policy.learn(it)
+        return True
+
+
+class UnknownSlotError(ValueError):
+    def __init__(self, slot: str | None, known: list[str]) -> None:
+        what = "a single-slot request" if slot is None else f"slot {slot!r}"
+        super().__init__(f"this app does not serve {what}; its slots are {known or 'none (single-slot app)'}")
+
+
+def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
+    if a.kind != b.kind:
+        return False
+    # A VW model's hashing and reductions depend on these; changing them needs a new model.
+    if a.kind == "vw":
+        return (a.bits, a.cb_type, a.interactions, a.explorer.type) == (
+            b.bits,
+            b.cb_type,
+            b.interactions,
+            b.explorer.type,
+        )
+    if hasattr(a, "dim"):
+        return a.dim == b.dim
+    return True
+
+
+def _policy_name(cfg: AppConfig, slot: str | None) -> str:
+    pol = cfg.slot_policies()[slot]
+    if pol.kind == "vw":
+        return f"vw:{pol.explorer.type}"
+    return pol.kind
+
+
+def _ranking(c: SlotChoice) -> list[RankedAction]:
+    ids = c.features.action_ids
+    return [RankedAction.model_construct(id=ids[i], probability=float(c.pmf[i])) for i in c.order]
+
+
+def _decision(event_id: str, served: _Served, choices: list[SlotChoice]) -> Decision:
+    mode = served.config.mode
+    if len(choices) == 1 and choices[0].slot is None:
+        c = choices[0]
+        return Decision.model_construct(
+            event_id=event_id,
+            action_id=c.features.action_ids[c.chosen],
+            probability=float(c.pmf[c.chosen]),
+            ranking=_ranking(c),
+            slots=None,
+            model_version=served.version,
+            mode=mode,
+        )
+    slots = [
+        SlotDecision.model_construct(
+            slot=c.slot,
+            action_id=c.features.action_ids[c.chosen],
+            probability=float(c.pmf[c.chosen]),
+            ranking=_ranking(c),
+        )
+        for c in choices
+    ]
+    return Decision.model_construct(
+        event_id=event_id,
+        action_id=None,
+        probability=None,
+        ranking=[],
+        slots=slots,
+        model_version=served.version,
+        mode=mode,
+    )

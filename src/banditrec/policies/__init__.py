@@ -1,0 +1,41 @@
+"""Policies behind one interface; `make_policy` / `load_policy` build them from config."""
+
+from __future__ import annotations
+
+from ..config import PolicyConfig
+from .base import Policy
+from .baseline import FixedPolicy, UniformPolicy
+from .linear import LinTSPolicy, LinUCBPolicy
+from .mab import UCB1, EpsilonGreedyMAB, Thompson
+from .vw import VWPolicy
+
+POLICY_CLASSES: dict[str, type[Policy]] = {
+    cls.kind: cls
+    for cls in (VWPolicy, LinUCBPolicy, LinTSPolicy, EpsilonGreedyMAB, UCB1, Thompson, UniformPolicy, FixedPolicy)
+}
+
+
+def make_policy(config: PolicyConfig) -> Policy:
+    """A fresh, untrained policy."""
+    return POLICY_CLASSES[config.kind](config)
+
+
+def load_policy(config: PolicyConfig, data: bytes) -> Policy:
+    """A policy from model bytes saved by `Policy.to_bytes` (possibly under other settings)."""
+    return POLICY_CLASSES[config.kind].from_bytes(config, data)
+
+
+__all__ = [
+    "POLICY_CLASSES",
+    "UCB1",
+    "EpsilonGreedyMAB",
+    "FixedPolicy",
+    "LinTSPolicy",
+    "LinUCBPolicy",
+    "Policy",
+    "Thompson",
+    "UniformPolicy",
+    "VWPolicy",
+    "load_policy",
+    "make_policy",
+]

@@ -1,0 +1,224 @@
+"""Wire and log formats: what products send, what they get back, what is logged.
+
+Requests are validated against the app's `Limits` when they are passed in the pydantic
+validation context (`DecisionRequest.model_validate(data, context={"limits": limits})`);
+without one, the defaults apply. Every error names the field and says what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .config import Limits
+
+FeatureValue = StrictBool | StrictInt | StrictFloat | StrictStr
+Namespace = dict[str, FeatureValue]
+NamespacedFeatures = dict[str, Namespace]
+
+DEFAULT_LIMITS = Limits()
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,256}$"
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    ctx = info.context or {}
+    return ctx.get("limits", DEFAULT_LIMITS)
+
+
+def _check_features(features: NamespacedFeatures, where: str) -> int:
+    """Reject what VW would silently drop or mangle; return the feature count."""
+    count = 0
+    for ns, feats in features.items():
+        if not ns or ns.startswith("_"):
+            raise ValueError(f"{where}: namespace {ns!r} must be non-empty and not start with '_'")
+        for name, value in feats.items():
+            if not name or name.startswith("_"):
+                raise ValueError(
+                    f"{where}.{ns}: feature name {name!r} must be non-empty and not start with '_'"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where}.{ns}.{name}: value {value} is not finite; send a real number")
+        count += len(feats)
+    return count
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Action(_Model):
+    id: StrictStr = Field(min_length=1)
+    features: NamespacedFeatures = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id_length(cls, v: str, info: ValidationInfo) -> str:
+        limit = _limits(info).max_id_length
+        if len(v) > limit:
+            raise ValueError(f"action id is {len(v)} characters long; the limit is {limit}")
+        return v
+
+
+class SlotRequest(_Model):
+    id: StrictStr = Field(min_length=1, max_length=64)
+    actions: list[Action] = Field(min_length=1)
+
+
+class ExplorationOverride(_Model):
+    """Per-request exploration on top of the app's explorer."""
+
+    epsilon: float | None = Field(
+        None, ge=0.0, le=1.0, description="Extra uniform exploration mixed into the policy's pmf."
+    )
+    min_probability: float | None = Field(None, ge=0.0, le=1.0, description="Floor for this request.")
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class DecisionRequest(_Model):
+    event_id: str = Field(default_factory=new_event_id, pattern=EVENT_ID_PATTERN)
+    context: NamespacedFeatures = Field(default_factory=dict)
+    actions: list[Action] | None = Field(None, min_length=1)
+    slots: list[SlotRequest] | None = Field(None, min_length=1)
+    exploration: ExplorationOverride | None = None
+    deferred: bool = Field(False, description="The event counts only once activated.")
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> DecisionRequest:
+        limits = _limits(info)
+        if (self.actions is None) == (self.slots is None):
+            raise ValueError("send either 'actions' (one decision) or 'slots' (one decision per slot)")
+        n_features = _check_features(self.context, "context")
+        groups = [("actions", self.actions)] if self.actions is not None else [
+            (f"slots[{i}]", s.actions) for i, s in enumerate(self.slots or [])
+        ]
+        if self.slots is not None:
+            if len(self.slots) > limits.max_slots:
+                raise ValueError(f"{len(self.slots)} slots; the limit is {limits.max_slots}")
+            ids = [s.id for s in self.slots]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"slot ids must be unique, got {ids}")
+        for where, actions in groups:
+            assert actions is not None
+            if len(actions) > limits.max_actions:
+                raise ValueError(f"{where}: {len(actions)} actions; the limit is {limits.max_actions}")
+            seen: set[str] = set()
+            for i, a in enumerate(actions):
+                if a.id in seen:
+                    raise ValueError(f"{where}[{i}].id: duplicate action id {a.id!r}")
+                seen.add(a.id)
+                n_features += _check_features(a.features, f"{where}[{i}].features")
+        if n_features > limits.max_features:
+            raise ValueError(f"{n_features} features in the request; the limit is {limits.max_features}")
+        return self
+
+
+class RankedAction(_Model):
+    id: str
+    probability: float
+
+
+class SlotDecision(_Model):
+    slot: str
+    action_id: str
+    probability: float
+    ranking: list[RankedAction]
+
+
+class Decision(_Model):
+    event_id: str
+    action_id: str | None = Field(None, description="Chosen action (single-slot apps).")
+    probability: float | None = None
+    ranking: list[RankedAction] = Field(default_factory=list, description="Chosen first, then by probability.")
+    slots: list[SlotDecision] | None = None
+    model_version: int = 0
+    mode: str = "online"
+
+
+class Reward(_Model):
+    event_id: str = Field(pattern=EVENT_ID_PATTERN)
+    value: float = Field(description="Reward; finite. Cost in the log is its negative.")
+    slot: str | None = Field(None, description="For multi-slot events: which slot; none = every slot.")
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"reward {v} is not finite; send a real number")
+        return v
+
+
+class EventMeta(BaseModel):
+    """banditrec's own fields, kept under one extra DSJson key that VW ignores."""
+
+    model_config = ConfigDict(extra="allow")
+
+    app: str
+    event_id: str
+    action_ids: list[str]
+    slot: str | None = None
+    model_version: int = 0
+    policy: str = ""
+    mode: str = "online"
+    reward: float | None = None
+    deferred: bool = False
+    activated: bool = True
+    decided_at: float = 0.0
+    joined_at: float | None = None
+
+
+META_KEY = "_banditrec"
+
+
+class LoggedEvent(BaseModel):
+    """One decision in Vowpal Wabbit's DSJson layout; `a`/`p` are 1-based, chosen first."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    label_cost: float | None = Field(None, alias="_label_cost")
+    label_probability: float = Field(alias="_label_probability", gt=0.0, le=1.0)
+    label_action: int = Field(alias="_label_Action", ge=1)
+    label_index: int = Field(alias="_labelIndex", ge=0)
+    a: list[int]
+    c: dict[str, Any]
+    p: list[float]
+    event_id: str = Field(alias="EventId")
+    timestamp: str = Field(alias="Timestamp")
+    skip_learn: bool = Field(False, alias="_skipLearn")
+    meta: EventMeta = Field(alias=META_KEY)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoggedEvent:
+        n = len(self.c.get("_multi", []))
+        if len(self.a) != n or len(self.p) != n or len(self.meta.action_ids) != n:
+            raise ValueError(f"a, p, c._multi and action_ids must have one entry per action ({n})")
+        if self.label_action != self.label_index + 1 or self.a[0] != self.label_action:
+            raise ValueError("_label_Action must be _labelIndex + 1 and come first in 'a'")
+        return self
+
+    @property
+    def reward(self) -> float | None:
+        return None if self.label_cost is None else -self.label_cost
+
+    def pmf(self) -> list[float]:
+        """Probabilities in the order of `c._multi` (the order actions were offered)."""
+        out = [0.0] * len(self.a)
+        for idx, prob in zip(self.a, self.p, strict=True):
+            out[idx - 1] = prob
+        return out

@@ -1,0 +1,6 @@
+"""Shared fixtures; each area keeps its own in tests/plugins/."""
+
+pytest_plugins = [
+    "tests.plugins.redis_server",
+    "tests.plugins.ray_cluster",
+]

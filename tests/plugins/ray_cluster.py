@@ -1,0 +1,1 @@
+"""Ray fixtures: one Ray instance per test session."""

@@ -1,0 +1,1 @@
+"""Redis fixtures: a real server started once per test session."""

@@ -83,7 +83,11 @@ class RegCB(_Strict):
     mellowness: float = Field(0.1, gt=0.0)
 
     def vw_args(self) -> list[str]:
-        return ["--regcbopt" if self.optimistic else "--regcb", "--mellowness", str(self.mellowness)]
+        return [
+            "--regcbopt" if self.optimistic else "--regcb",
+            "--mellowness",
+            str(self.mellowness),
+        ]
 
 
 class RND(_Strict):
@@ -131,10 +135,17 @@ class VWPolicyConfig(_Strict):
     power_t: float | None = Field(None, ge=0.0)
     l2: float | None = Field(None, ge=0.0)
     bits: int = Field(18, ge=8, le=28)
-    action_id_feature: bool = Field(
-        True, description="Add each action's id as a feature (namespace 'id') so per-item effects are learned."
+    reward_range: tuple[float, float] = Field(
+        (0.0, 1.0),
+        description="Smallest and largest reward; SquareCB and RegCB scale their confidence to it.",
     )
-    extra_args: list[str] = Field(default_factory=list, description="Raw VW arguments appended last.")
+    action_id_feature: bool = Field(
+        True,
+        description="Add each action's id as a feature (namespace 'id') so per-item effects are learned.",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, description="Raw VW arguments appended last."
+    )
 
     @field_validator("interactions")
     @classmethod
@@ -146,16 +157,27 @@ class VWPolicyConfig(_Strict):
                 )
         return v
 
+    @field_validator("reward_range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"reward_range must be (low, high) with low < high, got {v}")
+        return v
+
     @field_validator("extra_args")
     @classmethod
     def _no_io_args(cls, v: list[str]) -> list[str]:
         for arg in v:
             if _FORBIDDEN_VW_ARGS.match(arg):
-                raise ValueError(f"VW argument {arg!r} controls files or I/O and is not allowed here")
+                raise ValueError(
+                    f"VW argument {arg!r} controls files or I/O and is not allowed here"
+                )
         return v
 
     def vw_args(self) -> list[str]:
         args = ["--cb_explore_adf", "--quiet", "--cb_type", self.cb_type, "-b", str(self.bits)]
+        low, high = self.reward_range  # VW works in costs: cost = −reward
+        args += ["--cb_min_cost", str(-high), "--cb_max_cost", str(-low)]
         args += self.explorer.vw_args()
         for term in self.interactions:
             args += ["--interactions", term]
@@ -174,16 +196,18 @@ class VWPolicyConfig(_Strict):
 class LinUCBConfig(_Strict):
     kind: Literal["linucb"] = "linucb"
     alpha: float = Field(1.0, ge=0.0, description="Width of the confidence bonus.")
-    dim: int = Field(64, ge=4, le=4096, description="Hashed feature dimension.")
+    dim: int = Field(256, ge=4, le=4096, description="Hashed feature dimension.")
     ridge: float = Field(1.0, gt=0.0)
 
 
 class LinTSConfig(_Strict):
     kind: Literal["lin_ts"] = "lin_ts"
     v: float = Field(0.5, gt=0.0, description="Posterior scale.")
-    dim: int = Field(64, ge=4, le=4096)
+    dim: int = Field(256, ge=4, le=4096)
     ridge: float = Field(1.0, gt=0.0)
-    samples: int = Field(128, ge=8, le=4096, description="Posterior draws used to estimate the pmf.")
+    samples: int = Field(
+        128, ge=8, le=4096, description="Posterior draws used to estimate the pmf."
+    )
 
 
 # --- non-contextual -------------------------------------------------------------------
@@ -217,7 +241,8 @@ class UniformConfig(_Strict):
 class FixedConfig(_Strict):
     kind: Literal["fixed"] = "fixed"
     action_id: str | None = Field(
-        None, description="Serve this action when offered; otherwise (or when unset) the first action."
+        None,
+        description="Serve this action when offered; otherwise (or when unset) the first action.",
     )
 
 
@@ -239,7 +264,9 @@ PolicyConfig = Annotated[
 
 class Limits(_Strict):
     max_actions: int = Field(256, ge=1)
-    max_features: int = Field(2048, ge=1, description="Features in the whole request, context and actions.")
+    max_features: int = Field(
+        2048, ge=1, description="Features in the whole request, context and actions."
+    )
     max_id_length: int = Field(256, ge=1)
     max_slots: int = Field(8, ge=1)
 
@@ -263,11 +290,15 @@ class AppConfig(_Strict):
     name: str = Field("default", pattern=APP_NAME_PATTERN)
     policy: PolicyConfig = Field(default_factory=VWPolicyConfig)
     slots: list[SlotConfig] | None = Field(
-        None, description="Multi-slot app: one independent decision per named slot, each with its policy."
+        None,
+        description="Multi-slot app: one independent decision per named slot, each with its policy.",
     )
     mode: Mode = "online"
     min_probability: float = Field(
-        0.001, ge=0.0, le=1.0, description="Floor on every action's probability, so logs stay usable for OPE."
+        0.001,
+        ge=0.0,
+        le=1.0,
+        description="Floor on every action's probability, so logs stay usable for OPE.",
     )
     seed: int = Field(0, ge=0, description="App seed: draws are seeded by (seed, event id).")
     reward: RewardConfig = Field(default_factory=RewardConfig)

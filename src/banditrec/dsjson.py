@@ -66,14 +66,19 @@ def build_record(
     }
 
 
-def set_reward(record: dict[str, Any], reward: float, *, joined_at: float | None = None) -> dict[str, Any]:
-    """Attach the final reward (cost = −reward), as the join does."""
-    record["_label_cost"] = -float(reward)
-    meta = record[META_KEY]
-    meta["reward"] = float(reward)
+def set_reward(
+    record: dict[str, Any], reward: float, *, joined_at: float | None = None
+) -> dict[str, Any]:
+    """The joined record: the reward attached (cost = −reward), as the join does.
+
+    `_label_cost` is put first: VW's DSJson reader only takes the cost when it precedes
+    the other label fields, so a record with the cost anywhere else would teach VW nothing.
+    """
+    meta = {**record[META_KEY], "reward": float(reward)}
     meta["joined_at"] = time.time() if joined_at is None else joined_at
-    record["_skipLearn"] = bool(meta.get("deferred")) and not meta.get("activated", True)
-    return record
+    rest = {k: v for k, v in record.items() if k not in ("_label_cost", META_KEY)}
+    rest["_skipLearn"] = bool(meta.get("deferred")) and not meta.get("activated", True)
+    return {"_label_cost": -float(reward), **rest, META_KEY: meta}
 
 
 def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | None:
@@ -82,12 +87,22 @@ def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | Non
         if record.skip_learn or record.label_cost is None:
             return None
         features = FeatureSet.from_dsjson_c(record.c, record.meta.action_ids)
-        return Interaction(features, record.label_index, record.label_probability, -record.label_cost, record.meta.slot)
+        return Interaction(
+            features,
+            record.label_index,
+            record.label_probability,
+            -record.label_cost,
+            record.meta.slot,
+        )
     cost = record.get("_label_cost")
     if record.get("_skipLearn") or cost is None:
         return None
     meta = record[META_KEY]
     features = FeatureSet.from_dsjson_c(record["c"], meta["action_ids"])
     return Interaction(
-        features, int(record["_labelIndex"]), float(record["_label_probability"]), -float(cost), meta.get("slot")
+        features,
+        int(record["_labelIndex"]),
+        float(record["_label_probability"]),
+        -float(cost),
+        meta.get("slot"),
     )

@@ -21,7 +21,14 @@ from .dsjson import build_record, to_interaction
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
 from .sampling import draw, event_seed
-from .schema import Decision, DecisionRequest, ExplorationOverride, LoggedEvent, RankedAction, SlotDecision
+from .schema import (
+    Decision,
+    DecisionRequest,
+    ExplorationOverride,
+    LoggedEvent,
+    RankedAction,
+    SlotDecision,
+)
 
 SINGLE = ""  # model key of a single-slot app's policy
 
@@ -92,7 +99,8 @@ class DecisionEngine:
         """Swap in published models (all slots at once)."""
         served = self._served
         policies = {
-            slot: load_policy(cfg, models[slot or SINGLE]) for slot, cfg in served.config.slot_policies().items()
+            slot: load_policy(cfg, models[slot or SINGLE])
+            for slot, cfg in served.config.slot_policies().items()
         }
         self._served = _Served(served.config, policies, version)
 
@@ -207,7 +215,9 @@ class DecisionEngine:
 class UnknownSlotError(ValueError):
     def __init__(self, slot: str | None, known: list[str]) -> None:
         what = "a single-slot request" if slot is None else f"slot {slot!r}"
-        super().__init__(f"this app does not serve {what}; its slots are {known or 'none (single-slot app)'}")
+        super().__init__(
+            f"this app does not serve {what}; its slots are {known or 'none (single-slot app)'}"
+        )
 
 
 def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
@@ -235,37 +245,19 @@ def _policy_name(cfg: AppConfig, slot: str | None) -> str:
 
 def _ranking(c: SlotChoice) -> list[RankedAction]:
     ids = c.features.action_ids
-    return [RankedAction.model_construct(id=ids[i], probability=float(c.pmf[i])) for i in c.order]
+    probs = c.pmf.tolist()
+    return [RankedAction(ids[i], probs[i]) for i in c.order]
 
 
 def _decision(event_id: str, served: _Served, choices: list[SlotChoice]) -> Decision:
     mode = served.config.mode
     if len(choices) == 1 and choices[0].slot is None:
         c = choices[0]
-        return Decision.model_construct(
-            event_id=event_id,
-            action_id=c.features.action_ids[c.chosen],
-            probability=float(c.pmf[c.chosen]),
-            ranking=_ranking(c),
-            slots=None,
-            model_version=served.version,
-            mode=mode,
-        )
-    slots = [
-        SlotDecision.model_construct(
-            slot=c.slot,
-            action_id=c.features.action_ids[c.chosen],
-            probability=float(c.pmf[c.chosen]),
-            ranking=_ranking(c),
-        )
-        for c in choices
-    ]
-    return Decision.model_construct(
-        event_id=event_id,
-        action_id=None,
-        probability=None,
-        ranking=[],
-        slots=slots,
-        model_version=served.version,
-        mode=mode,
-    )
+        ranking = _ranking(c)
+        top = ranking[0]
+        return Decision(event_id, top.id, top.probability, ranking, served.version, mode)
+    slots = []
+    for c in choices:
+        ranking = _ranking(c)
+        slots.append(SlotDecision(c.slot, ranking[0].id, ranking[0].probability, ranking))
+    return Decision(event_id, None, None, [], served.version, mode, slots)

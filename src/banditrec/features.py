@@ -18,32 +18,52 @@ import numpy as np
 import orjson
 
 ACTION_ID_NAMESPACE = "id"
-_CROSS_PRIME = np.uint64(0x9E3779B1)
+_CROSS_PRIME = 0x6A09E667  # < 2**31
 
 
-def _name_hash(namespace: str, name: str, value: Any) -> tuple[int, float]:
-    """Stable (process-independent) hash of one feature and its numeric value."""
-    if isinstance(value, str):
-        return zlib.crc32(f"{namespace}^{name}={value}".encode()), 1.0
-    if value is True:
-        return zlib.crc32(f"{namespace}^{name}".encode()), 1.0
-    if value is False:
-        return 0, 0.0
-    return zlib.crc32(f"{namespace}^{name}".encode()), float(value)
+_NAME_HASHES: dict[tuple, list[int]] = {}
+_CACHE_MAX = 1 << 18
 
 
-def _hash_namespaces(features: Mapping[str, Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    idx: list[int] = []
-    val: list[float] = []
+def _name_hashes(namespace: str, names: tuple[str, ...], values: tuple | None) -> list[int]:
+    """Stable (process-independent) hashes of a namespace's features, memoized: feature
+    names repeat from request to request. String values are part of the identity."""
+    key = (namespace, names, values)
+    h = _NAME_HASHES.get(key)
+    if h is None:
+        if values is None:
+            texts = [f"{namespace}^{n}" for n in names]
+        else:
+            texts = [
+                f"{namespace}^{n}" if v is None else f"{namespace}^{n}={v}"
+                for n, v in zip(names, values, strict=True)
+            ]
+        h = [zlib.crc32(t.encode()) for t in texts]
+        if len(_NAME_HASHES) >= _CACHE_MAX:
+            _NAME_HASHES.clear()
+        _NAME_HASHES[key] = h
+    return h
+
+
+def _hash_into(features: Mapping[str, Mapping[str, Any]], idx: list[int], val: list[Any]) -> int:
+    """Append (hash, value) of every feature; returns how many. A string value makes its
+    own feature of value 1; booleans count as 1 / 0. Plain lists keep this loop in C."""
+    n = 0
     for ns, feats in features.items():
-        if ns.startswith("_"):
+        if ns.startswith("_") or not feats:
             continue
-        for name, value in feats.items():
-            h, v = _name_hash(ns, name, value)
-            if v != 0.0:
-                idx.append(h)
-                val.append(v)
-    return np.asarray(idx, dtype=np.uint64), np.asarray(val, dtype=np.float64)
+        raw = tuple(feats.values())
+        if str in map(type, raw):
+            strings = tuple(
+                v if type(v) is str else None for v in raw
+            )  # numbers stay out of the key
+            idx.extend(_name_hashes(ns, tuple(feats), strings))
+            val.extend(1.0 if type(v) is str else v for v in raw)
+        else:
+            idx.extend(_name_hashes(ns, tuple(feats), None))
+            val.extend(raw)
+        n += len(raw)
+    return n
 
 
 @dataclass(slots=True)
@@ -98,17 +118,25 @@ class FeatureSet:
         cached = self._hashed.get(dim)
         if cached is not None:
             return cached
-        d = np.uint64(dim)
-        c_idx, c_val = _hash_namespaces(self.context)
-        out = np.zeros((len(self.actions), dim), dtype=np.float64)
-        for row, feats in enumerate(self.actions):
-            a_idx, a_val = _hash_namespaces(feats)
-            np.add.at(out[row], (a_idx % d).astype(np.intp), a_val)
-            if c_idx.size and a_idx.size:
-                cross = (c_idx[:, None] * _CROSS_PRIME + a_idx[None, :]) % d
-                np.add.at(out[row], cross.ravel().astype(np.intp), np.outer(c_val, a_val).ravel())
-            out[row, 0] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        k = len(self.actions)
+        ci: list[int] = []
+        cv: list[Any] = []
+        _hash_into(self.context, ci, cv)
+        ai: list[int] = []
+        av: list[Any] = []
+        counts = [_hash_into(feats, ai, av) for feats in self.actions]
+        c_idx, c_val = np.array(ci, dtype=np.int64), np.array(cv, dtype=np.float64)
+        a_idx, a_val = np.array(ai, dtype=np.int64), np.array(av, dtype=np.float64)
+        rows = np.repeat(np.arange(k) * dim, counts)
+        # crc32 < 2**32 and the prime < 2**31, so the cross index cannot overflow int64
+        cross = (c_idx[:, None] * _CROSS_PRIME + a_idx) % dim + rows
+        flat = np.bincount(
+            np.concatenate([np.arange(k) * dim, a_idx % dim + rows, cross.ravel()]),
+            weights=np.concatenate([np.ones(k), a_val, np.outer(c_val, a_val).ravel()]),
+            minlength=k * dim,
+        )
+        out = flat.reshape(k, dim)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
         out /= np.where(norms > 0, norms, 1.0)
         self._hashed[dim] = out
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import (
@@ -51,7 +52,9 @@ def _check_features(features: NamespacedFeatures, where: str) -> int:
                     f"{where}.{ns}: feature name {name!r} must be non-empty and not start with '_'"
                 )
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{where}.{ns}.{name}: value {value} is not finite; send a real number")
+                raise ValueError(
+                    f"{where}.{ns}.{name}: value {value} is not finite; send a real number"
+                )
         count += len(feats)
     return count
 
@@ -84,7 +87,9 @@ class ExplorationOverride(_Model):
     epsilon: float | None = Field(
         None, ge=0.0, le=1.0, description="Extra uniform exploration mixed into the policy's pmf."
     )
-    min_probability: float | None = Field(None, ge=0.0, le=1.0, description="Floor for this request.")
+    min_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="Floor for this request."
+    )
 
 
 def new_event_id() -> str:
@@ -103,11 +108,15 @@ class DecisionRequest(_Model):
     def _check(self, info: ValidationInfo) -> DecisionRequest:
         limits = _limits(info)
         if (self.actions is None) == (self.slots is None):
-            raise ValueError("send either 'actions' (one decision) or 'slots' (one decision per slot)")
+            raise ValueError(
+                "send either 'actions' (one decision) or 'slots' (one decision per slot)"
+            )
         n_features = _check_features(self.context, "context")
-        groups = [("actions", self.actions)] if self.actions is not None else [
-            (f"slots[{i}]", s.actions) for i, s in enumerate(self.slots or [])
-        ]
+        groups = (
+            [("actions", self.actions)]
+            if self.actions is not None
+            else [(f"slots[{i}]", s.actions) for i, s in enumerate(self.slots or [])]
+        )
         if self.slots is not None:
             if len(self.slots) > limits.max_slots:
                 raise ValueError(f"{len(self.slots)} slots; the limit is {limits.max_slots}")
@@ -117,7 +126,9 @@ class DecisionRequest(_Model):
         for where, actions in groups:
             assert actions is not None
             if len(actions) > limits.max_actions:
-                raise ValueError(f"{where}: {len(actions)} actions; the limit is {limits.max_actions}")
+                raise ValueError(
+                    f"{where}: {len(actions)} actions; the limit is {limits.max_actions}"
+                )
             seen: set[str] = set()
             for i, a in enumerate(actions):
                 if a.id in seen:
@@ -125,36 +136,51 @@ class DecisionRequest(_Model):
                 seen.add(a.id)
                 n_features += _check_features(a.features, f"{where}[{i}].features")
         if n_features > limits.max_features:
-            raise ValueError(f"{n_features} features in the request; the limit is {limits.max_features}")
+            raise ValueError(
+                f"{n_features} features in the request; the limit is {limits.max_features}"
+            )
         return self
 
 
-class RankedAction(_Model):
+# The engine returns these on every decision; plain frozen dataclasses cost a fraction
+# of a pydantic model to build, serialize directly with orjson, and FastAPI documents
+# them in the OpenAPI schema all the same.
+@dataclass(frozen=True, slots=True)
+class RankedAction:
     id: str
     probability: float
 
 
-class SlotDecision(_Model):
+@dataclass(frozen=True, slots=True)
+class SlotDecision:
     slot: str
     action_id: str
     probability: float
     ranking: list[RankedAction]
 
 
-class Decision(_Model):
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The chosen action (or one per slot), its probability, the full ranking, the model version.
+
+    `ranking` lists the chosen action first, then the rest by probability.
+    """
+
     event_id: str
-    action_id: str | None = Field(None, description="Chosen action (single-slot apps).")
-    probability: float | None = None
-    ranking: list[RankedAction] = Field(default_factory=list, description="Chosen first, then by probability.")
-    slots: list[SlotDecision] | None = None
+    action_id: str | None
+    probability: float | None
+    ranking: list[RankedAction]
     model_version: int = 0
     mode: str = "online"
+    slots: list[SlotDecision] | None = None
 
 
 class Reward(_Model):
     event_id: str = Field(pattern=EVENT_ID_PATTERN)
     value: float = Field(description="Reward; finite. Cost in the log is its negative.")
-    slot: str | None = Field(None, description="For multi-slot events: which slot; none = every slot.")
+    slot: str | None = Field(
+        None, description="For multi-slot events: which slot; none = every slot."
+    )
 
     @field_validator("value")
     @classmethod

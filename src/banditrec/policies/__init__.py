@@ -11,7 +11,16 @@ from .vw import VWPolicy
 
 POLICY_CLASSES: dict[str, type[Policy]] = {
     cls.kind: cls
-    for cls in (VWPolicy, LinUCBPolicy, LinTSPolicy, EpsilonGreedyMAB, UCB1, Thompson, UniformPolicy, FixedPolicy)
+    for cls in (
+        VWPolicy,
+        LinUCBPolicy,
+        LinTSPolicy,
+        EpsilonGreedyMAB,
+        UCB1,
+        Thompson,
+        UniformPolicy,
+        FixedPolicy,
+    )
 }
 
 

@@ -30,10 +30,6 @@ class _RidgeState(Policy):
         self.b += it.reward * x
         self.theta = self.a_inv @ self.b
         self.n_learned += 1
-        self._changed()
-
-    def _changed(self) -> None:
-        pass
 
     def to_bytes(self) -> bytes:
         return save_arrays(a_inv=self.a_inv, b=self.b, n_learned=self.n_learned)
@@ -58,40 +54,30 @@ class LinUCBPolicy(_RidgeState):
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         X = x.hashed(self.config.dim)
-        width = np.sqrt(np.einsum("ij,jk,ik->i", X, self.a_inv, X).clip(min=0.0))
+        width = np.sqrt(((X @ self.a_inv) * X).sum(axis=1).clip(min=0.0))
         return argmax_set(X @ self.theta + self.config.alpha * width)
 
 
 class LinTSPolicy(_RidgeState):
     """Thompson sampling; its pmf is the share of posterior draws each action wins.
 
-    The draws are seeded by the event, so the reported probability is the one the
-    action was really chosen with (the engine samples from this pmf).
+    θ ~ N(θ̂, v²A⁻¹) makes the K scores Xθ jointly Gaussian, N(Xθ̂, v²XA⁻¹Xᵀ), so the draws
+    are taken in K dimensions (no d × d factorization per decision). They are seeded by
+    the event, so the reported probability is the one the action was chosen with.
     """
 
     kind = "lin_ts"
 
-    def __init__(self, config: LinTSConfig) -> None:
-        super().__init__(config)
-        self._chol: np.ndarray | None = None
-
-    def _changed(self) -> None:
-        self._chol = None
-
-    def _factor(self) -> np.ndarray:
-        if self._chol is None:
-            cov = (self.a_inv + self.a_inv.T) / 2.0
-            try:
-                self._chol = np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError:  # rounding made it indefinite: use the PSD part
-                w, v = np.linalg.eigh(cov)
-                self._chol = v * np.sqrt(w.clip(min=0.0))
-        return self._chol
-
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         X = x.hashed(self.config.dim)
-        rng = np.random.default_rng(seed)
-        z = rng.standard_normal((self.config.dim, self.config.samples))
-        thetas = self.theta[:, None] + self.config.v * (self._factor() @ z)
-        winners = np.argmax(X @ thetas, axis=0)
+        cov = X @ self.a_inv @ X.T
+        cov = (cov + cov.T) / 2.0 + 1e-9 * np.eye(len(x))
+        try:
+            factor = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:  # rounding made it indefinite: use its PSD part
+            w, v = np.linalg.eigh(cov)
+            factor = v * np.sqrt(w.clip(min=0.0))
+        z = np.random.default_rng(seed).standard_normal((len(x), self.config.samples))
+        scores = (X @ self.theta)[:, None] + self.config.v * (factor @ z)
+        winners = np.argmax(scores, axis=0)
         return np.bincount(winners, minlength=len(x)) / self.config.samples

@@ -32,7 +32,11 @@ class _ArmStats(Policy):
         rows = self._rows(ids)
         seen = rows >= 0
         n, s, q = (np.zeros(len(ids)) for _ in range(3))
-        n[seen], s[seen], q[seen] = self.counts[rows[seen]], self.sums[rows[seen]], self.sumsq[rows[seen]]
+        n[seen], s[seen], q[seen] = (
+            self.counts[rows[seen]],
+            self.sums[rows[seen]],
+            self.sumsq[rows[seen]],
+        )
         return n, s, q
 
     def learn(self, it: Interaction) -> None:
@@ -40,7 +44,9 @@ class _ArmStats(Policy):
         row = self._index.get(action)
         if row is None:
             row = self._index[action] = len(self._index)
-            self.counts, self.sums, self.sumsq = (np.append(a, 0.0) for a in (self.counts, self.sums, self.sumsq))
+            self.counts, self.sums, self.sumsq = (
+                np.append(a, 0.0) for a in (self.counts, self.sums, self.sumsq)
+            )
         self.counts[row] += 1.0
         self.sums[row] += it.reward
         self.sumsq[row] += it.reward * it.reward
@@ -48,7 +54,9 @@ class _ArmStats(Policy):
 
     def to_bytes(self) -> bytes:
         ids = np.array(sorted(self._index, key=self._index.__getitem__), dtype=np.str_)
-        return save_arrays(ids=ids, counts=self.counts, sums=self.sums, sumsq=self.sumsq, n_learned=self.n_learned)
+        return save_arrays(
+            ids=ids, counts=self.counts, sums=self.sums, sumsq=self.sumsq, n_learned=self.n_learned
+        )
 
     @classmethod
     def from_bytes(cls, config, data: bytes) -> Self:
@@ -96,7 +104,9 @@ class Thompson(_ArmStats):
         rng = np.random.default_rng(seed)
         shape = (cfg.samples, len(x))
         if cfg.likelihood == "beta":
-            draws = rng.beta(cfg.prior_alpha + s, cfg.prior_beta + (n - s).clip(min=0.0), size=shape)
+            draws = rng.beta(
+                cfg.prior_alpha + s, cfg.prior_beta + (n - s).clip(min=0.0), size=shape
+            )
         else:
             mean = s / (n + 1.0)
             var = np.divide(q - s * s / np.maximum(n, 1.0), np.maximum(n - 1.0, 1.0))

@@ -15,10 +15,14 @@ from .base import Policy
 class VWPolicy(Policy):
     kind = "vw"
 
-    def __init__(self, config: VWPolicyConfig, model_data: bytes | None = None, n_learned: int = 0) -> None:
+    def __init__(
+        self, config: VWPolicyConfig, model_data: bytes | None = None, n_learned: int = 0
+    ) -> None:
         super().__init__(config)
         args = config.vw_args()
-        self.workspace = vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
+        self.workspace = (
+            vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
+        )
         self._parser = vw.JsonFormatParser(self.workspace)
         self.n_learned = n_learned
 

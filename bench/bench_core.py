@@ -1,0 +1,130 @@
+"""In-process decision core: decide latency against VW's own floor, learn throughput, LinUCB.
+
+    python bench/bench_core.py [--n 5000]
+
+Figures (issue: decision core): VW epsilon-greedy decide for 10 actions × 20 features
+p50 ≤ 150 µs, reported with its ratio to the raw VW floor (parse a prepared JSON string +
+predict) measured in the same run; learn ≥ 8,000 events/s; LinUCB decide ≤ 100 µs at d = 50.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core, as the figures are stated
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import vowpal_wabbit_next as vw
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import per_call, us
+from banditrec import AppConfig, DecisionEngine, DecisionRequest
+from banditrec.dsjson import set_reward
+from banditrec.sampling import event_seed
+
+
+def make_request(rng: np.random.Generator, i: int, n_actions: int = 10) -> DecisionRequest:
+    """10 context features shared by all actions + 10 features of each action = 20 per action."""
+    context = {"user": {f"u{j}": float(rng.random()) for j in range(9)} | {"country": "IN"}}
+    actions = [
+        {
+            "id": f"article-{a}",
+            "features": {"topic": {f"t{j}": float(rng.random()) for j in range(10)}},
+        }
+        for a in range(n_actions)
+    ]
+    return DecisionRequest(event_id=f"ev-{i}", context=context, actions=actions)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=5000)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    requests = [make_request(rng, i) for i in range(args.n)]
+
+    # --- VW decide vs its raw floor, same run ---------------------------------------
+    app = AppConfig(
+        name="bench",
+        policy={
+            "kind": "vw",
+            "explorer": {"type": "epsilon", "epsilon": 0.1},
+            "action_id_feature": False,
+        },
+    )
+    engine = DecisionEngine(app)
+    raw = vw.Workspace(app.policy.vw_args())
+    parser = vw.JsonFormatParser(raw)
+    prepared = [engine.features(r)[None].vw_json() for r in requests]
+
+    it = iter(range(10**9))
+    floor = per_call(
+        lambda: raw.predict_one(parser.parse_json(prepared[next(it) % args.n])), args.n
+    )
+    it = iter(range(10**9))
+    decide = per_call(lambda: engine.decide(requests[next(it) % args.n]), args.n)
+    it = iter(range(10**9))
+    decide_logged = per_call(lambda: engine.decide_logged(requests[next(it) % args.n]), args.n)
+    dumped = [r.model_dump() for r in requests[:1000]]
+    it = iter(range(10**9))
+    validate = per_call(lambda: DecisionRequest.model_validate(dumped[next(it) % 1000]), 2000)
+
+    print("VW epsilon-greedy, 10 actions x 20 features")
+    print(
+        f"  raw VW floor (parse prepared JSON + predict) p50 {us(floor):7.1f} us  p99 {us(floor, 99):7.1f} us"
+    )
+    print(
+        f"  engine.decide                                 p50 {us(decide):7.1f} us  p99 {us(decide, 99):7.1f} us  ratio {us(decide) / us(floor):.2f}x floor"
+    )
+    print(f"  engine.decide_logged (+ DSJson record)        p50 {us(decide_logged):7.1f} us")
+    print(f"  DecisionRequest validation (pydantic, HTTP)   p50 {us(validate):7.1f} us")
+
+    # --- learn throughput -----------------------------------------------------------
+    records = []
+    for r in requests:
+        _, (rec,) = engine.decide_logged(r)
+        records.append(set_reward(rec, float(rng.random() < 0.3)))
+    learner = DecisionEngine(app)
+    t = time.perf_counter()
+    for rec in records:
+        learner.learn(rec)
+    learn_rate = len(records) / (time.perf_counter() - t)
+    raw_learner = vw.Workspace(app.policy.vw_args())
+    dsjson = vw.DSJsonFormatParser(raw_learner)
+    import orjson
+
+    texts = [orjson.dumps(rec).decode() for rec in records]
+    t = time.perf_counter()
+    for text in texts:
+        raw_learner.learn_one(dsjson.parse_json(text))
+    raw_rate = len(texts) / (time.perf_counter() - t)
+    print(
+        f"  engine.learn (joined record dict)   {learn_rate:9.0f} events/s  ({learn_rate / raw_rate:.2f}x raw VW DSJson parse+learn at {raw_rate:.0f}/s)"
+    )
+
+    # --- LinUCB at d = 50 -----------------------------------------------------------
+    lin = DecisionEngine(AppConfig(name="lin", policy={"kind": "linucb", "dim": 50}))
+    for rec in records[:2000]:
+        lin.learn(rec)
+    it = iter(range(10**9))
+    lin_decide = per_call(lambda: lin.decide(requests[next(it) % args.n]), args.n)
+    feats = [lin.features(r)[None] for r in requests[:1000]]
+    for x in feats:
+        x.hashed(50)
+    it = iter(range(10**9))
+    lin_pmf = per_call(lambda: lin.policy.pmf(feats[next(it) % 1000], event_seed(0, "x")), 3000)
+    print("LinUCB, d = 50, 10 actions")
+    print(
+        f"  engine.decide (incl. feature hashing)         p50 {us(lin_decide):7.1f} us  p99 {us(lin_decide, 99):7.1f} us"
+    )
+    print(f"  policy.pmf (features hashed)                  p50 {us(lin_pmf):7.1f} us")
+
+
+if __name__ == "__main__":
+    main()

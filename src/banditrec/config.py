@@ -176,8 +176,9 @@ class VWPolicyConfig(_Strict):
 
     def vw_args(self) -> list[str]:
         args = ["--cb_explore_adf", "--quiet", "--cb_type", self.cb_type, "-b", str(self.bits)]
-        low, high = self.reward_range  # VW works in costs: cost = −reward
-        args += ["--cb_min_cost", str(-high), "--cb_max_cost", str(-low)]
+        if self.explorer.type in ("squarecb", "regcb"):  # the explorers that scale to costs
+            low, high = self.reward_range  # VW works in costs: cost = −reward
+            args += ["--cb_min_cost", str(-high), "--cb_max_cost", str(-low)]
         args += self.explorer.vw_args()
         for term in self.interactions:
             args += ["--interactions", term]
@@ -246,6 +247,31 @@ class FixedConfig(_Strict):
     )
 
 
+# --- reinforcement learning -----------------------------------------------------------
+
+
+class RLPolicyConfig(_Strict):
+    """A trained RLlib module (see docs/rl.md); RL policies are trained offline, not online."""
+
+    kind: Literal["rl"] = "rl"
+    module_path: str | None = Field(
+        None,
+        description="Exported module (.npz, written by `banditrec train-rl`) on the server; "
+        "a module published to the model registry takes precedence.",
+    )
+    greedy: bool = Field(
+        False, description="Serve the module's most likely action instead of its distribution."
+    )
+    temperature: float = Field(
+        1.0, gt=0.0, description="Softmax temperature on the module's action-distribution inputs."
+    )
+    state_namespace: str = Field(
+        "state",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_]{0,63}$",
+        description="Context namespace that carries the observation features.",
+    )
+
+
 PolicyConfig = Annotated[
     VWPolicyConfig
     | LinUCBConfig
@@ -254,7 +280,8 @@ PolicyConfig = Annotated[
     | UCB1Config
     | ThompsonConfig
     | UniformConfig
-    | FixedConfig,
+    | FixedConfig
+    | RLPolicyConfig,
     Field(discriminator="kind"),
 ]
 

@@ -154,15 +154,27 @@ class DecisionEngine:
         return pmf_ops.apply_floor(p, floor)
 
     def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
+        return self.choose_features(request.event_id, self.features(request), request.exploration)
+
+    def choose_features(
+        self,
+        event_id: str,
+        features: Mapping[str | None, FeatureSet],
+        exploration: ExplorationOverride | None = None,
+    ) -> tuple[_Served, list[SlotChoice]]:
+        """The decision step on prepared features: final pmf and seeded draw, per slot.
+
+        For callers that build `FeatureSet`s themselves (simulators, replay) and skip the
+        request and response objects; `decide` is this plus those.
+        """
         served = self._served  # one read: the whole request sees one model
-        seed_base = served.config.seed
         known = served.policies
         choices = []
-        for slot, x in self.features(request).items():
+        for slot, x in features.items():
             if slot not in known:
                 raise UnknownSlotError(slot, [s for s in known if s is not None])
-            seed = event_seed(seed_base, request.event_id, slot)
-            p = self.pmf(x, seed, slot=slot, exploration=request.exploration, served=served)
+            seed = event_seed(served.config.seed, event_id, slot)
+            p = self.pmf(x, seed, slot=slot, exploration=exploration, served=served)
             chosen = draw(p, seed)
             choices.append(SlotChoice(slot, x, p, pmf_ops.ranking_order(p, chosen)))
         return served, choices

@@ -1,0 +1,378 @@
+"""Run a policy online in a simulator: decide, observe the reward, learn; record everything.
+
+The decision is the served one: the engine's final pmf (mode, floor) sampled with the
+event's seed, exactly what `DecisionEngine.decide` returns for the same event id (a test
+holds the two together), and learning goes through `DecisionEngine.learn`. The harness
+only skips what a simulation does not need on its hot path: pydantic validation of a
+request the env built itself, and the response objects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import gymnasium as gym
+import numpy as np
+import orjson
+from tqdm.auto import tqdm
+
+from .. import envs as _envs  # noqa: F401  (registers the banditrec/ envs)
+from ..dsjson import build_record, set_reward
+from ..engine import DecisionEngine
+from ..features import FeatureSet, Interaction
+from .specs import PolicySpec, policy_spec
+
+# Simulated decisions are stamped from a fixed clock (one second per step), so a run's
+# log is byte-for-byte reproducible.
+SIM_EPOCH = 1_700_000_000.0
+_PROGRESS_EVERY = 256
+
+
+@dataclass(eq=False)
+class SimulationResult:
+    """One policy's run: per-step arrays over the `steps` decisions, in order."""
+
+    name: str
+    env_id: str
+    seed: int
+    spec: PolicySpec
+    rewards: np.ndarray  # realized reward
+    expected: np.ndarray  # q(x_t, a_t): expected reward of the action taken
+    policy_value: np.ndarray  # Σ_a π(a|x_t) q(x_t, a): expected reward of the served pmf
+    oracle: np.ndarray  # max_a q(x_t, a)
+    uniform: np.ndarray  # mean_a q(x_t, a)
+    chosen: np.ndarray
+    probability: np.ndarray
+    seconds: float
+    log_path: Path | None = None
+    engine: DecisionEngine | None = field(default=None, repr=False)
+
+    @property
+    def steps(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def regret(self) -> np.ndarray:
+        """Cumulative (pseudo-)regret against the oracle: Σ max_a q − q(a_t)."""
+        return np.cumsum(self.oracle - self.expected)
+
+    @property
+    def uniform_regret(self) -> np.ndarray:
+        return np.cumsum(self.oracle - self.uniform)
+
+    @property
+    def cumulative_reward(self) -> np.ndarray:
+        return np.cumsum(self.rewards)
+
+    def tail(self, fraction: float = 0.1) -> slice:
+        return slice(self.steps - max(1, round(self.steps * fraction)), self.steps)
+
+    def regret_exponent(self) -> float:
+        """Slope α of log R(t) against log t over the last 90% of the run (R ∝ t^α; < 1 is sublinear)."""
+        r = self.regret
+        t = np.arange(1, self.steps + 1)
+        keep = (t >= max(2, self.steps // 10)) & (r > 0)
+        if keep.sum() < 2:
+            return float("nan")
+        return float(np.polyfit(np.log(t[keep]), np.log(r[keep]), 1)[0])
+
+    def summary(self, tail_fraction: float = 0.1) -> dict[str, Any]:
+        tail = self.tail(tail_fraction)
+        oracle_tail = float(self.oracle[tail].mean())
+        return {
+            "name": self.name,
+            "env": self.env_id,
+            "seed": self.seed,
+            "steps": self.steps,
+            "cumulative_reward": float(self.rewards.sum()),
+            "mean_reward": float(self.rewards.mean()),
+            "mean_expected_reward": float(self.expected.mean()),
+            "oracle_mean": float(self.oracle.mean()),
+            "uniform_mean": float(self.uniform.mean()),
+            "regret": float(self.regret[-1]),
+            "uniform_regret": float(self.uniform_regret[-1]),
+            "regret_exponent": self.regret_exponent(),
+            "tail_fraction": tail_fraction,
+            "tail_expected_reward": float(self.expected[tail].mean()),
+            "tail_policy_value": float(self.policy_value[tail].mean()),
+            "tail_oracle": oracle_tail,
+            "tail_uniform": float(self.uniform[tail].mean()),
+            "tail_share_of_oracle": float(self.policy_value[tail].mean() / oracle_tail)
+            if oracle_tail
+            else float("nan"),
+            "seconds": self.seconds,
+            "steps_per_second": self.steps / self.seconds if self.seconds > 0 else float("inf"),
+            "policy": self.spec.app.policy.model_dump(mode="json", by_alias=True),
+            "log": str(self.log_path) if self.log_path else None,
+        }
+
+
+def make_env(
+    env: str | gym.Env, env_kwargs: Mapping[str, Any] | None = None
+) -> tuple[gym.Env, str]:
+    """An env instance and its id, from a registered id or an instance."""
+    if isinstance(env, str):
+        try:
+            return gym.make(env, **dict(env_kwargs or {})), env
+        except gym.error.Error as e:
+            raise ValueError(f"cannot make env {env!r}: {e}") from None
+    if env_kwargs:
+        raise ValueError("env_kwargs only apply when the env is given by id")
+    spec = getattr(env, "spec", None)
+    return env, spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def simulate(
+    env: str | gym.Env,
+    policy: Any = None,
+    *,
+    steps: int,
+    seed: int = 0,
+    name: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    log_path: str | Path | None = None,
+    learn: bool = True,
+    progress: bool = True,
+    engine: DecisionEngine | None = None,
+) -> SimulationResult:
+    """Run `policy` online for `steps` decisions in `env`, seeded by `seed`.
+
+    `policy` is anything `policy_spec` takes (a policy or app config, a dict, a kind name);
+    pass `engine` instead to continue from an existing engine (e.g. a trained model).
+    With `log_path`, every decision is written there as a joined DSJson record (one JSON
+    object per line: VW's `--dsjson` reads it, and so does the replay code).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if engine is not None:
+        if policy is not None:
+            raise ValueError("pass either a policy config or an engine, not both")
+        spec = policy_spec(engine.config, name=name)
+    else:
+        spec = policy_spec(policy, name=name)
+        engine = DecisionEngine(spec.app)
+    if engine.config.slots is not None:
+        raise ValueError("simulators present one decision per step; use a single-slot app")
+    env_instance, env_id = make_env(env, env_kwargs)
+    log = Path(log_path) if log_path is not None else None
+    with ExitStack() as stack:
+        sink = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            sink = stack.enter_context(log.open("wb"))
+        bar = stack.enter_context(
+            tqdm(
+                total=steps,
+                desc=spec.name,
+                unit="step",
+                disable=not progress,
+                mininterval=0.5,
+                leave=False,
+            )
+        )
+        result = _run(
+            env_instance, engine, spec, steps=steps, seed=seed, learn=learn, sink=sink, bar=bar
+        )
+    return SimulationResult(
+        name=spec.name, env_id=env_id, seed=seed, log_path=log, engine=engine, **result
+    )
+
+
+def _run(
+    env: gym.Env,
+    engine: DecisionEngine,
+    spec: PolicySpec,
+    *,
+    steps: int,
+    seed: int,
+    learn: bool,
+    sink: IO[bytes] | None,
+    bar: tqdm,
+) -> dict[str, Any]:
+    cfg = engine.config
+    id_feature = getattr(cfg.policy, "action_id_feature", True)
+    arrays = {
+        k: np.zeros(steps)
+        for k in ("rewards", "expected", "policy_value", "oracle", "uniform", "probability")
+    }
+    chosen_at = np.zeros(steps, dtype=np.int64)
+    started = time.perf_counter()
+    _, info = env.reset(seed=seed)
+    for t in range(steps):
+        x = FeatureSet.build(
+            info["context"],
+            [(a["id"], a["features"]) for a in info["actions"]],
+            action_id_feature=id_feature,
+        )
+        q = info["expected_rewards"]
+        event_id = f"sim-{seed}-{t}"
+        _, (choice,) = engine.choose_features(event_id, {None: x})  # the served pmf and draw
+        p, chosen = choice.pmf, choice.chosen
+        _, reward, terminated, truncated, info_next = env.step(chosen)
+        reward = float(reward)
+        if sink is not None:
+            now = SIM_EPOCH + t
+            record = build_record(
+                app=cfg.name,
+                event_id=event_id,
+                features=x,
+                pmf=p,
+                order=choice.order,
+                model_version=engine.model_version,
+                policy=spec.name,
+                mode=cfg.mode,
+                now=now,
+            )
+            sink.write(
+                orjson.dumps(
+                    set_reward(record, reward, joined_at=now), option=orjson.OPT_APPEND_NEWLINE
+                )
+            )
+        if learn:
+            engine.learn(Interaction(x, chosen, float(p[chosen]), reward))
+        arrays["rewards"][t] = reward
+        arrays["expected"][t] = q[chosen]
+        arrays["policy_value"][t] = p @ q
+        arrays["oracle"][t] = q.max()
+        arrays["uniform"][t] = q.mean()
+        arrays["probability"][t] = p[chosen]
+        chosen_at[t] = chosen
+        if terminated or truncated:  # sequential envs: the next user's journey
+            _, info_next = env.reset()
+        info = info_next
+        if t % _PROGRESS_EVERY == _PROGRESS_EVERY - 1:
+            bar.update(_PROGRESS_EVERY)
+    bar.update(steps - bar.n)
+    return {**arrays, "chosen": chosen_at, "spec": spec, "seconds": time.perf_counter() - started}
+
+
+@dataclass(eq=False)
+class Comparison:
+    """Several policies run on the same env and seed (the same users and candidates)."""
+
+    env_id: str
+    seed: int
+    results: list[SimulationResult]
+    plot_path: Path | None = None
+
+    def __getitem__(self, name: str) -> SimulationResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(f"no run named {name!r}; runs: {[r.name for r in self.results]}")
+
+    def summary(self, tail_fraction: float = 0.1) -> list[dict[str, Any]]:
+        return [r.summary(tail_fraction) for r in self.results]
+
+    def table(self, tail_fraction: float = 0.1) -> str:
+        """A plain-text table of the headline figures, oracle and uniform included."""
+        rows = [
+            (
+                s["name"],
+                f"{s['mean_reward']:.4f}",
+                f"{s['regret']:.1f}",
+                f"{s['tail_policy_value']:.4f}",
+                f"{100 * s['tail_share_of_oracle']:.1f}%",
+                f"{s['regret_exponent']:.2f}",
+                f"{s['steps_per_second']:.0f}",
+            )
+            for s in self.summary(tail_fraction)
+        ]
+        first = self.results[0]
+        tail = first.tail(tail_fraction)
+        for label, per_step in (("[oracle]", first.oracle), ("[uniform]", first.uniform)):
+            regret = float((first.oracle - per_step).sum())
+            share = per_step[tail].mean() / first.oracle[tail].mean()
+            rows.append(
+                (
+                    label,
+                    f"{per_step.mean():.4f}",
+                    f"{regret:.1f}",
+                    f"{per_step[tail].mean():.4f}",
+                    f"{100 * share:.1f}%",
+                    "",
+                    "",
+                )
+            )
+        pct = f"{round(100 * tail_fraction)}%"
+        header = (
+            "policy",
+            "mean reward",
+            "regret",
+            f"value, last {pct}",
+            "of oracle",
+            "regret exp.",
+            "steps/s",
+        )
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path | None = None, *, window: int | None = None):  # -> Figure
+        from .plot import plot_results
+
+        return plot_results(self.results, path, window=window)
+
+
+def compare(
+    env: str | gym.Env,
+    policies: Sequence[Any] | Mapping[str, Any],
+    *,
+    steps: int,
+    seed: int = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    log: bool = False,
+    plot: bool = True,
+    progress: bool = True,
+) -> Comparison:
+    """Run several policies on the same env and seed; with `out_dir`, write the plot
+    (`comparison.png`), the summary (`summary.json`) and, with `log`, each run's DSJson."""
+    from .specs import parse_policy_specs
+
+    specs = parse_policy_specs(dict(policies) if isinstance(policies, Mapping) else list(policies))
+    out = Path(out_dir) if out_dir is not None else None
+    if log and out is None:
+        raise ValueError("log=True needs an out_dir to write the logs to")
+    results = []
+    env_id = ""
+    for spec in tqdm(specs, desc="policies", unit="policy", disable=not progress or len(specs) < 2):
+        log_path = (
+            out / "logs" / f"{_file_name(spec.name)}.dsjson" if (log and out is not None) else None
+        )
+        result = simulate(
+            env,
+            spec,
+            steps=steps,
+            seed=seed,
+            env_kwargs=env_kwargs,
+            log_path=log_path,
+            progress=progress,
+        )
+        env_id = result.env_id
+        results.append(result)
+    comparison = Comparison(env_id=env_id, seed=seed, results=results)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_bytes(
+            orjson.dumps(
+                comparison.summary(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+            )
+        )
+        if plot:
+            comparison.plot_path = out / "comparison.png"
+            comparison.plot(comparison.plot_path)
+    return comparison
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "policy"

@@ -1,1 +1,197 @@
-"""`banditrec evaluate`."""
+"""`banditrec evaluate LOG --policy … --policy …`: which policy should this app run?
+
+Each --policy is re-run over the log in time order, learning as it goes (counterfactual
+training), and its value is estimated with intervals; the table ranks them and ends with a
+recommendation, and a PNG plot shows the estimates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from ..replay.counterfactual import Candidate, counterfactual, make_candidate
+from ..replay.dataset import LoggedBandit
+from ..replay.estimators import ESTIMATORS
+from ..replay.intervals import INTERVALS
+from ..replay.readers import LogFormatError, read_dsjson
+from .app import app
+
+_NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$", re.DOTALL)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. inline YAML longer than a file name may be
+        return False
+
+
+def _load_spec(text: str) -> tuple[Any, str | None]:
+    """(parsed spec, a default name): a YAML/JSON file, or inline YAML/JSON, or a bare kind."""
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json") or _is_file(text):
+        if not path.is_file():
+            raise typer.BadParameter(f"no policy file at {path}")
+        return yaml.safe_load(path.read_text()), path.stem
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is neither a policy file nor inline YAML/JSON ({exc})"
+        ) from None
+    if isinstance(spec, str):  # a bare policy kind: "uniform", "linucb", …
+        spec = {"kind": spec}
+    return spec, None
+
+
+def _default_name(spec: Any) -> str:
+    policy = spec.get("policy", spec) if isinstance(spec, dict) else {}
+    if not isinstance(policy, dict):
+        return "policy"
+    parts = [str(policy.get("kind", "vw"))]
+    explorer = policy.get("explorer")
+    if isinstance(explorer, dict):
+        parts.append(str(explorer.get("type", "epsilon")))
+        parts += [f"{k}={v}" for k, v in explorer.items() if k != "type"]
+    return ":".join(parts)
+
+
+def parse_policy(option: str, data: LoggedBandit | None = None) -> Candidate:
+    """One --policy value: `[NAME=]SPEC`, SPEC a YAML/JSON file, inline YAML/JSON or a kind."""
+    name = None
+    match = _NAMED.match(option)
+    if match and not _is_file(option):
+        name, option = match.group(1), match.group(2)
+    spec, file_name = _load_spec(option)
+    if not isinstance(spec, dict):
+        raise typer.BadParameter(
+            f"policy {option!r} must be a mapping: a policy config like "
+            "'{kind: vw, explorer: {type: softmax, lambda: 10}}' or an app config"
+        )
+    try:
+        return make_candidate(name or file_name or _default_name(spec), spec, data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'policy'}: {e['msg']}"
+            for e in exc.errors()[:3]
+        )
+        raise typer.BadParameter(f"policy {option!r} is not valid: {problems}") from None
+
+
+def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
+    seen: dict[str, int] = {}
+    out = []
+    for c in candidates:
+        count = seen.get(c.name, 0)
+        seen[c.name] = count + 1
+        out.append(c if count == 0 else Candidate(f"{c.name}#{count + 1}", c.config))
+    return out
+
+
+@app.command("evaluate")
+def evaluate_command(
+    log: Annotated[
+        Path,
+        typer.Argument(
+            help="DSJson log: an export of the live service, a simulator run or VW's DSJson (.gz ok)."
+        ),
+    ],
+    policy: Annotated[
+        list[str],
+        typer.Option(
+            "--policy",
+            "-p",
+            help="[NAME=]SPEC, repeatable. SPEC: a YAML/JSON file or inline YAML/JSON of a policy "
+            "config (e.g. '{kind: vw, explorer: {type: epsilon, epsilon: 0.05}}') or an app config, "
+            "or a bare kind ('uniform').",
+        ),
+    ],
+    current: Annotated[
+        str | None,
+        typer.Option(help="Name of the --policy running now; default: the logging policy."),
+    ] = None,
+    estimator: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--estimator", "-e", help=f"Repeatable; one of {', '.join(sorted(ESTIMATORS))}."
+        ),
+    ] = None,
+    primary: Annotated[
+        str | None,
+        typer.Option(help="Estimator that ranks and recommends (default: the last one)."),
+    ] = None,
+    interval: Annotated[str, typer.Option(help=f"One of {', '.join(INTERVALS)}.")] = "normal",
+    alpha: Annotated[float, typer.Option(min=0.0001, max=0.5, help="1 − confidence level.")] = 0.05,
+    reward_model: Annotated[
+        str, typer.Option(help="auto, ridge, logistic or action_mean (for DM / DR).")
+    ] = "auto",
+    learn: Annotated[
+        bool,
+        typer.Option(
+            help="Let each policy learn from the log as it goes (--no-learn: as configured)."
+        ),
+    ] = True,
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG to write (default: <log name>.evaluation.png here).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Read at most this many decisions.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of cross-fitting folds and bootstrap.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Estimate, with intervals, what each --policy would have earned on the logged traffic."""
+    methods = estimator or ["ips", "snips", "dr"]
+    unknown = [m for m in methods if m not in ESTIMATORS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown estimator(s) {unknown}; choose from {sorted(ESTIMATORS)}"
+        )
+    if interval not in INTERVALS:
+        raise typer.BadParameter(f"interval must be one of {list(INTERVALS)}, got {interval!r}")
+    if not policy:
+        raise typer.BadParameter("give at least one --policy to evaluate")
+    try:
+        data = read_dsjson(log, limit=limit, progress=progress)
+    except (LogFormatError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    candidates = _unique_names([parse_policy(p, data) for p in policy])
+    skipped = ", ".join(f"{v} {k}" for k, v in data.skipped.items())
+    typer.echo(
+        f"{log}: {data.n:,} logged decisions" + (f" (left out: {skipped})" if skipped else "")
+    )
+    try:
+        report = counterfactual(
+            data,
+            candidates,
+            methods=methods,
+            primary=primary,
+            current=current,
+            learn=learn,
+            reward_model_kind=reward_model,  # type: ignore[arg-type]
+            interval=interval,  # type: ignore[arg-type]
+            alpha=alpha,
+            seed=seed,
+            progress=progress,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report.table())
+    plot_path = plot or Path(f"{log.name.split('.')[0]}.evaluation.png")
+    report.plot(plot_path)
+    typer.echo(f"plot: {plot_path}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2))
+        typer.echo(f"report: {json_out}")

@@ -1,0 +1,330 @@
+"""Off-policy estimators over arrays of logged decisions, vectorized in numpy.
+
+Notation, per logged row i: the logged action a_i with logging probability p_i (its
+propensity), reward r_i, the target policy's pmf π(·|x_i) over the offered actions, the
+importance weight w_i = π(a_i|x_i) / p_i and, for model-based estimators, a reward model
+q̂(x_i, ·) (cross-fitted: see reward_model.py). With DM_i = Σ_a π(a|x_i) q̂(x_i, a):
+
+| method      | row term                                  | notes                                   |
+| ----------- | ----------------------------------------- | --------------------------------------- |
+| ips         | w r                                       | unbiased                                |
+| clipped_ips | min(w, M) r                               | biased down when weights exceed M       |
+| snips       | w r / mean(w)                             | self-normalized, bias O(1/n)            |
+| dm          | DM                                        | as good as the reward model             |
+| dr          | DM + w (r − q̂(a))                         | unbiased, lower variance than IPS       |
+| sndr        | DM + w (r − q̂(a)) / mean(w)               | self-normalized DR                      |
+| switch_dr   | DM + 1{w ≤ τ} w (r − q̂(a))                | drops the correction where w > τ        |
+| dr_os       | DM + λw/(w² + λ) (r − q̂(a))               | DR with optimistic shrinkage (Su 2020)  |
+
+Rows may carry a decision id and a slot (multi-slot apps); the estimate is then the sum
+over slots of each slot's value, decisions resampled as a whole (see summary.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+
+from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
+from .summary import Estimate, Terms, summarize
+
+_PMF_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class OPEData:
+    """Arrays an estimator reads; validated once, with messages that say what to fix.
+
+    pi_e and q_hat are (n, K): row i's offered actions first, zero-padded when rows offer
+    fewer than K actions.
+    """
+
+    reward: np.ndarray
+    action: np.ndarray
+    pscore: np.ndarray
+    pi_e: np.ndarray
+    q_hat: np.ndarray | None = None
+    group: np.ndarray | None = None
+    stratum: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        r = np.asarray(self.reward, dtype=np.float64)
+        a = np.asarray(self.action, dtype=np.intp)
+        p = np.asarray(self.pscore, dtype=np.float64)
+        pi = np.asarray(self.pi_e, dtype=np.float64)
+        n = r.shape[0]
+        if r.ndim != 1 or a.shape != (n,) or p.shape != (n,):
+            raise ValueError(
+                f"reward, action and pscore must be 1-d arrays of one length; got shapes "
+                f"{r.shape}, {a.shape}, {p.shape}"
+            )
+        if pi.ndim != 2 or pi.shape[0] != n:
+            raise ValueError(f"pi_e must be (n_rows, n_actions) = ({n}, K); got {pi.shape}")
+        if not np.isfinite(r).all():
+            raise ValueError(f"reward has {int((~np.isfinite(r)).sum())} non-finite values")
+        if n and ((p <= 0.0) | (p > 1.0) | ~np.isfinite(p)).any():
+            bad = int(np.flatnonzero((p <= 0.0) | (p > 1.0) | ~np.isfinite(p))[0])
+            raise ValueError(f"pscore must be in (0, 1]; row {bad} has {p[bad]}")
+        if n and ((a < 0) | (a >= pi.shape[1])).any():
+            bad = int(np.flatnonzero((a < 0) | (a >= pi.shape[1]))[0])
+            raise ValueError(
+                f"action index {a[bad]} at row {bad} is outside pi_e's {pi.shape[1]} columns"
+            )
+        if n and ((pi < -_PMF_TOLERANCE).any() or np.abs(pi.sum(axis=1) - 1.0).max() > 1e-4):
+            raise ValueError(
+                "pi_e rows must be probability distributions (non-negative, summing to 1)"
+            )
+        object.__setattr__(self, "reward", r)
+        object.__setattr__(self, "action", a)
+        object.__setattr__(self, "pscore", p)
+        object.__setattr__(self, "pi_e", pi)
+        if self.q_hat is not None:
+            q = np.asarray(self.q_hat, dtype=np.float64)
+            if q.shape != pi.shape:
+                raise ValueError(f"q_hat must have pi_e's shape {pi.shape}; got {q.shape}")
+            object.__setattr__(self, "q_hat", q)
+        for name in ("group", "stratum"):
+            value = getattr(self, name)
+            if value is not None:
+                arr = np.asarray(value, dtype=np.intp)
+                if arr.shape != (n,) or (n and arr.min() < 0):
+                    raise ValueError(f"{name} must be {n} non-negative integer ids, one per row")
+                object.__setattr__(self, name, arr)
+
+    @property
+    def n(self) -> int:
+        return self.reward.shape[0]
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        return np.arange(self.n)
+
+    @cached_property
+    def weight(self) -> np.ndarray:
+        """w_i = π(a_i|x_i) / p_i."""
+        return self.pi_e[self.rows, self.action] / self.pscore
+
+    @cached_property
+    def dm(self) -> np.ndarray:
+        """DM_i = Σ_a π(a|x_i) q̂(x_i, a)."""
+        return np.einsum("ij,ij->i", self.pi_e, self._q())
+
+    @cached_property
+    def residual(self) -> np.ndarray:
+        """r_i − q̂(x_i, a_i)."""
+        return self.reward - self._q()[self.rows, self.action]
+
+    def _q(self) -> np.ndarray:
+        if self.q_hat is None:
+            raise ValueError(
+                "this estimator needs a reward model: pass q_hat (see reward_model.py)"
+            )
+        return self.q_hat
+
+    def terms(self, num: np.ndarray, den: np.ndarray | None = None) -> Terms:
+        return Terms(num, den, self.group, self.stratum)
+
+
+class Estimator(ABC):
+    name: ClassVar[str]
+    uses_reward_model: ClassVar[bool] = False
+
+    @abstractmethod
+    def terms(self, d: OPEData) -> Terms: ...
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def estimate(self, d: OPEData, **kwargs) -> Estimate:
+        return evaluate(d, [self], **kwargs)[self.label]
+
+
+class OnPolicy(Estimator):
+    """The logging policy's own value: the mean logged reward (no weighting)."""
+
+    name = "on_policy"
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(d.reward)
+
+
+class IPS(Estimator):
+    name = "ips"
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(d.weight * d.reward)
+
+
+@dataclass(frozen=True)
+class ClippedIPS(Estimator):
+    max_weight: float = 100.0
+    name: ClassVar[str] = "clipped_ips"
+
+    def __post_init__(self) -> None:
+        if self.max_weight <= 0:
+            raise ValueError(f"max_weight must be positive, got {self.max_weight}")
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(np.minimum(d.weight, self.max_weight) * d.reward)
+
+
+class SNIPS(Estimator):
+    name = "snips"
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(d.weight * d.reward, d.weight)
+
+
+class DM(Estimator):
+    name = "dm"
+    uses_reward_model = True
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(d.dm)
+
+
+class DR(Estimator):
+    name = "dr"
+    uses_reward_model = True
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(d.dm + d.weight * d.residual)
+
+
+class SNDR(Estimator):
+    """mean(DM) + Σ w(r − q̂) / Σ w (per slot).
+
+    Written as two strata per slot, a plain mean of DM and a ratio for the correction, so the
+    standard error and the bootstrap carry the variability of both parts.
+    """
+
+    name = "sndr"
+    uses_reward_model = True
+
+    def terms(self, d: OPEData) -> Terms:
+        group = d.rows if d.group is None else d.group
+        stratum = np.zeros(d.n, dtype=np.intp) if d.stratum is None else d.stratum
+        return Terms(
+            num=np.concatenate([d.dm, d.weight * d.residual]),
+            den=np.concatenate([np.ones(d.n), d.weight]),
+            group=np.concatenate([group, group]),
+            stratum=np.concatenate([2 * stratum, 2 * stratum + 1]),
+        )
+
+
+@dataclass(frozen=True)
+class SwitchDR(Estimator):
+    tau: float = 100.0
+    name: ClassVar[str] = "switch_dr"
+    uses_reward_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.tau <= 0:
+            raise ValueError(f"tau must be positive, got {self.tau}")
+
+    def terms(self, d: OPEData) -> Terms:
+        keep = d.weight <= self.tau
+        return d.terms(d.dm + np.where(keep, d.weight * d.residual, 0.0))
+
+
+@dataclass(frozen=True)
+class DROS(Estimator):
+    """Doubly robust with optimistic shrinkage: w → λw / (w² + λ)."""
+
+    lambda_: float = 10_000.0
+    name: ClassVar[str] = "dr_os"
+    uses_reward_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.lambda_ <= 0:
+            raise ValueError(f"lambda_ must be positive, got {self.lambda_}")
+
+    def terms(self, d: OPEData) -> Terms:
+        w = d.weight
+        shrunk = self.lambda_ * w / (w * w + self.lambda_)
+        return d.terms(d.dm + shrunk * d.residual)
+
+
+ESTIMATORS: dict[str, type[Estimator]] = {
+    cls.name: cls for cls in (OnPolicy, IPS, ClippedIPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS)
+}
+DEFAULT_METHODS = ("ips", "snips", "dm", "dr")
+
+
+def make_estimators(methods: Iterable[str | Estimator]) -> list[Estimator]:
+    out = []
+    for m in methods:
+        if isinstance(m, Estimator):
+            out.append(m)
+        elif m in ESTIMATORS:
+            out.append(ESTIMATORS[m]())
+        else:
+            raise ValueError(f"unknown estimator {m!r}; choose from {sorted(ESTIMATORS)}")
+    return out
+
+
+def evaluate(
+    data: OPEData,
+    estimators: Sequence[str | Estimator] = DEFAULT_METHODS,
+    *,
+    interval: IntervalKind = "normal",
+    alpha: float = 0.05,
+    n_boot: int = DEFAULT_BOOTSTRAP_SAMPLES,
+    rng: np.random.Generator | int | None = None,
+    value_ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Estimate]:
+    """Estimates of one target policy by several estimators at once (one bootstrap pass)."""
+    chosen = make_estimators(estimators)
+    terms = {e.label: e.terms(data) for e in chosen}
+    return summarize(
+        terms, interval=interval, alpha=alpha, n_boot=n_boot, rng=rng, value_ranges=value_ranges
+    )
+
+
+def _single(estimator: Estimator):
+    def run(data: OPEData, **kwargs) -> Estimate:
+        return estimator.estimate(data, **kwargs)
+
+    run.__name__ = estimator.name
+    run.__doc__ = f"{estimator.name} estimate of the target policy's value (see module doc)."
+    return run
+
+
+ips = _single(IPS())
+snips = _single(SNIPS())
+dm = _single(DM())
+dr = _single(DR())
+sndr = _single(SNDR())
+
+
+def clipped_ips(data: OPEData, max_weight: float = 100.0, **kwargs) -> Estimate:
+    return ClippedIPS(max_weight).estimate(data, **kwargs)
+
+
+def switch_dr(data: OPEData, tau: float = 100.0, **kwargs) -> Estimate:
+    return SwitchDR(tau).estimate(data, **kwargs)
+
+
+def dr_os(data: OPEData, lambda_: float = 10_000.0, **kwargs) -> Estimate:
+    return DROS(lambda_).estimate(data, **kwargs)
+
+
+def weight_diagnostics(data: OPEData) -> dict[str, float]:
+    """Sanity checks on the importance weights: their mean should be ≈ 1 (when the target
+    policy's support is covered), and the effective sample size says how many logged rows
+    the estimate is really worth."""
+    w = data.weight
+    total = float(w.sum())
+    return {
+        "n": float(data.n),
+        "mean_weight": float(w.mean()) if data.n else float("nan"),
+        "max_weight": float(w.max()) if data.n else float("nan"),
+        "ess": total * total / float((w * w).sum()) if total > 0 else 0.0,
+    }

@@ -1,0 +1,239 @@
+"""Cross-fitted reward model q̂(x, a) for DM and the doubly robust estimators.
+
+Rows are split into folds by decision; each fold's q̂ comes from a model fitted on the
+other folds only, so no row is scored by a model that was trained on it (a model scoring
+its own training rows looks better than it is, which biases DM and the DR corrections).
+
+Features: the log's dense context (simulators), one model per action id; otherwise the
+same hashed features the numpy policies use (`FeatureSet.hashed(dim)`: action features and
+context × action crosses) with one shared model. Rows whose inputs are identical share one
+featurization. Models: ridge (closed form, numpy), logistic (scikit-learn; binary rewards),
+or the per-action mean reward (no features: a fast baseline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .dataset import LoggedBandit
+from .progress import progress_bar
+
+RewardModelKind = Literal["auto", "ridge", "logistic", "action_mean"]
+_PREDICT_CHUNK = 65_536
+_FEATURE_CHUNK = 4096
+# Keep the whole (n, K, dim) design in memory only up to this size; beyond it, featurize
+# twice (fit, then score) rather than run out of memory on a large log.
+_DESIGN_BUDGET_BYTES = 1 << 30
+_CACHE_BUDGET_BYTES = 1 << 28
+
+
+@dataclass(frozen=True)
+class RewardModelFit:
+    q_hat: np.ndarray
+    """(n, K) cross-fitted predicted reward of every offered action, zero on padding."""
+    kind: str
+    features: str
+    n_folds: int
+    featurize_seconds: float
+    fit_seconds: float
+
+
+class _HashedFeatures:
+    """Each row's `FeatureSet.hashed(dim)` (zero-padded), produced in chunks of rows."""
+
+    def __init__(self, data: LoggedBandit, dim: int, progress: bool | None) -> None:
+        self.data, self.dim, self.progress = data, dim, progress
+        per_row = data.n_actions * dim
+        self.keep = data.n * per_row * 4 <= _DESIGN_BUDGET_BYTES
+        self.stored: list[np.ndarray] = []
+        self.cache: dict[str, np.ndarray] = {}
+        self.cache_limit = max(1, _CACHE_BUDGET_BYTES // (per_row * 8))
+
+    def _featurize(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((stop - start, self.data.n_actions, self.dim), dtype=np.float32)
+        for row in range(start, stop):
+            x = self.data.feature_set(row)
+            key = x.vw_json()
+            matrix = self.cache.get(key)
+            if matrix is None:
+                matrix = x.hashed(self.dim)
+                if len(self.cache) < self.cache_limit:
+                    self.cache[key] = matrix
+            out[row - start, : matrix.shape[0]] = matrix
+        return out
+
+    def chunks(self, desc: str) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, (rows, K, dim) float32) over the whole log."""
+        if self.stored:
+            yield from zip(range(0, self.data.n, _FEATURE_CHUNK), self.stored, strict=True)
+            return
+        with progress_bar(self.data.n, desc, self.progress, unit=" events") as bar:
+            for start in range(0, self.data.n, _FEATURE_CHUNK):
+                block = self._featurize(start, min(start + _FEATURE_CHUNK, self.data.n))
+                if self.keep:
+                    self.stored.append(block)
+                yield start, block
+                bar.update(block.shape[0])
+
+
+def hashed_design(data: LoggedBandit, dim: int, progress: bool | None = None) -> np.ndarray:
+    """(n, K, dim) float32: each row's `FeatureSet.hashed(dim)`, zero-padded."""
+    blocks = [block for _, block in _HashedFeatures(data, dim, progress).chunks("featurizing")]
+    return np.concatenate(blocks) if blocks else np.zeros((0, data.n_actions, dim), np.float32)
+
+
+def _folds(data: LoggedBandit, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    decisions = data.decision_index()
+    n_decisions = int(decisions.max()) + 1 if data.n else 0
+    return rng.integers(0, n_folds, size=n_decisions)[decisions]
+
+
+def _ridge_solve(gram: np.ndarray, rhs: np.ndarray, l2: float) -> np.ndarray:
+    return np.linalg.solve(gram + l2 * np.eye(gram.shape[0]), rhs)
+
+
+def _shared_model(
+    features: _HashedFeatures,
+    data: LoggedBandit,
+    folds: np.ndarray,
+    n_folds: int,
+    kind: str,
+    l2: float,
+) -> tuple[np.ndarray, float]:
+    """q̂ from one linear (or logistic) model per fold on hashed features; and the seconds
+    the first featurization pass took."""
+    start_time = time.perf_counter()
+    x = np.zeros((data.n, features.dim))
+    for start, block in features.chunks("featurizing"):
+        rows = np.arange(block.shape[0])
+        x[start : start + block.shape[0]] = block[rows, data.action[start : start + block.shape[0]]]
+    featurized = time.perf_counter() - start_time
+    y = data.reward
+    theta = np.zeros((n_folds, features.dim))
+    bias = np.zeros(n_folds)
+    if kind == "ridge":
+        gram = [x[folds == f].T @ x[folds == f] for f in range(n_folds)]
+        rhs = [x[folds == f].T @ y[folds == f] for f in range(n_folds)]
+        gram_all, rhs_all = sum(gram), sum(rhs)
+        for f in range(n_folds):
+            theta[f] = _ridge_solve(gram_all - gram[f], rhs_all - rhs[f], l2)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        for f in range(n_folds):
+            train = folds != f
+            model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", max_iter=200)
+            model.fit(x[train], y[train] > 0.5)
+            theta[f], bias[f] = model.coef_[0], model.intercept_[0]
+    q = np.zeros((data.n, data.n_actions))
+    for start, block in features.chunks("scoring"):
+        f = folds[start : start + block.shape[0]]
+        linear = np.einsum("nkd,nd->nk", block, theta[f]) + bias[f][:, None]
+        q[start : start + block.shape[0]] = (
+            1.0 / (1.0 + np.exp(-linear)) if kind == "logistic" else linear
+        )
+    return q, featurized
+
+
+def _per_action_model(
+    context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
+) -> np.ndarray:
+    """One model per (fold, action id) on the dense context plus an intercept."""
+    _, index = data.action_vocabulary()
+    chosen_id = index[np.arange(data.n), data.action]
+    n_ids = int(index.max()) + 1
+    y = data.reward
+    x = (
+        np.column_stack([context, np.ones(data.n)])
+        if kind != "action_mean"
+        else np.ones((data.n, 1))
+    )
+    theta = np.zeros((n_folds, n_ids, x.shape[1]))
+    logistic = np.zeros((n_folds, n_ids), dtype=bool)
+    for f in range(n_folds):
+        train = folds != f
+        prior = float(y[train].mean()) if train.any() else 0.0
+        for g in range(n_ids):
+            rows = train & (chosen_id == g)
+            theta[f, g], logistic[f, g] = _fit(x[rows], y[rows], kind, l2, prior)
+    safe_index = np.where(index >= 0, index, 0)
+    q = np.zeros((data.n, data.n_actions))
+    for start in range(0, data.n, _PREDICT_CHUNK):
+        rows = slice(start, start + _PREDICT_CHUNK)
+        cell = (folds[rows, None], safe_index[rows])
+        linear = np.einsum("nd,nkd->nk", x[rows], theta[cell])
+        q[rows] = np.where(logistic[cell], 1.0 / (1.0 + np.exp(-linear)), linear)
+    return q
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, kind: str, l2: float, prior: float
+) -> tuple[np.ndarray, bool]:
+    """Coefficients, and whether they are logistic (else linear)."""
+    if kind == "logistic" and np.unique(y).size == 2:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", fit_intercept=False)
+        return model.fit(x, y > 0.5).coef_[0], True
+    # Ridge toward the overall mean reward (the intercept column carries it), so a rarely
+    # logged action predicts about the mean.
+    theta = _ridge_solve(x.T @ x, x.T @ (y - prior), l2)
+    theta[-1] += prior
+    return theta, False
+
+
+def cross_fit(
+    data: LoggedBandit,
+    *,
+    kind: RewardModelKind = "auto",
+    n_folds: int = 3,
+    dim: int = 64,
+    l2: float = 1.0,
+    seed: int = 0,
+    features: Literal["auto", "context", "hashed"] = "auto",
+    progress: bool | None = None,
+) -> RewardModelFit:
+    """Cross-fitted q̂ for every (row, offered action)."""
+    if n_folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {n_folds}")
+    if l2 <= 0:
+        raise ValueError(f"l2 must be positive, got {l2}")
+    binary = bool(np.isin(data.reward, (0.0, 1.0)).all())
+    if kind == "auto":
+        kind = "logistic" if binary else "ridge"
+    if kind == "logistic" and not binary:
+        raise ValueError("a logistic reward model needs rewards in {0, 1}; use kind='ridge'")
+    if kind not in ("ridge", "logistic", "action_mean"):
+        raise ValueError(
+            f"unknown reward model {kind!r}; choose ridge, logistic, action_mean or auto"
+        )
+    if features == "auto":
+        features = "context" if data.context is not None or kind == "action_mean" else "hashed"
+    folds = _folds(data, n_folds, np.random.default_rng(seed))
+    start = time.perf_counter()
+    if features == "hashed" and kind != "action_mean":
+        q, featurize_seconds = _shared_model(
+            _HashedFeatures(data, dim, progress), data, folds, n_folds, kind, l2
+        )
+        featurized = start + featurize_seconds
+    else:
+        if features == "context" and data.context is None and kind != "action_mean":
+            raise ValueError("this log has no dense context; use features='hashed'")
+        context = np.zeros((data.n, 0)) if data.context is None else np.asarray(data.context, float)
+        featurized = time.perf_counter()
+        q = _per_action_model(context, data, folds, n_folds, kind, l2)
+    low, high = float(data.reward.min()), float(data.reward.max())
+    q = np.where(data.mask, np.clip(q, low, high), 0.0)
+    return RewardModelFit(
+        q_hat=q,
+        kind=kind,
+        features=features if kind != "action_mean" else "action id",
+        n_folds=n_folds,
+        featurize_seconds=featurized - start,
+        fit_seconds=time.perf_counter() - featurized,
+    )

@@ -175,7 +175,10 @@ class VWPolicyConfig(_Strict):
         return v
 
     def vw_args(self) -> list[str]:
-        args = ["--cb_explore_adf", "--quiet", "--cb_type", self.cb_type, "-b", str(self.bits)]
+        # preserve_performance_counters: a model reloaded from bytes continues exactly where a
+        # never-stopped one would (restarted learners must be indistinguishable from clean runs)
+        args = ["--cb_explore_adf", "--quiet", "--preserve_performance_counters"]
+        args += ["--cb_type", self.cb_type, "-b", str(self.bits)]
         if self.explorer.type in ("squarecb", "regcb"):  # the explorers that scale to costs
             low, high = self.reward_range  # VW works in costs: cost = −reward
             args += ["--cb_min_cost", str(-high), "--cb_max_cost", str(-low)]

@@ -1,0 +1,77 @@
+"""Live app configs in Redis, so every replica, joiner and learner sees the same settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import AppConfig
+from .keys import APPS_KEY, AppKeys, check_app_name
+from .scripts import Scripts
+from .settings import EventLogSettings
+
+
+class ConfigStore:
+    def __init__(self, client: Any, scripts: Scripts, settings: EventLogSettings) -> None:
+        self.client = client
+        self.scripts = scripts
+        self.settings = settings
+
+    def put(self, config: AppConfig) -> int:
+        """Store the config and the join rules the scripts read; returns the config version."""
+        app = check_app_name(config.name)
+        k = AppKeys(app)
+        s = self.settings
+        rules = {
+            "wait": repr(float(config.reward.wait_seconds)),
+            "default": repr(float(config.reward.default)),
+            "agg": config.reward.aggregation,
+            "join_on_first": "1" if config.reward.join_on_first else "0",
+            "early_grace": repr(float(s.early_grace_s)),
+            "joined_ttl": str(int(s.joined_ttl_s)),
+            "orphans_max": str(int(s.orphans_max_len)),
+        }
+        retention_defaults = {
+            "keep_n": str(int(s.retention_max_len)),
+            "keep_s": repr(float(s.retention_max_age_s)),
+        }
+        args: list[Any] = [config.model_dump_json(by_alias=True), len(rules)]
+        for pairs in (rules, retention_defaults):
+            for name, value in pairs.items():
+                args += [name, value]
+        version = int(self.scripts.call("put_config", [k.config, k.config_version, k.rules], args))
+        self.client.sadd(APPS_KEY, app)
+        return version
+
+    def get(self, app: str) -> AppConfig | None:
+        data = self.client.get(AppKeys(check_app_name(app)).config)
+        return None if data is None else AppConfig.model_validate_json(data)
+
+    def version(self, app: str) -> int:
+        return int(self.client.get(AppKeys(app).config_version) or 0)
+
+    def list_apps(self) -> list[str]:
+        return sorted(m.decode() for m in self.client.smembers(APPS_KEY))
+
+    def set_retention(
+        self, app: str, *, max_len: int | None = None, max_age_s: float | None = None
+    ) -> None:
+        k = AppKeys(check_app_name(app))
+        fields: dict[str, str] = {}
+        if max_len is not None:
+            if max_len < 1:
+                raise ValueError("max_len must be at least 1")
+            fields["keep_n"] = str(int(max_len))
+        if max_age_s is not None:
+            if max_age_s <= 0:
+                raise ValueError("max_age_s must be positive")
+            fields["keep_s"] = repr(float(max_age_s))
+        if fields:
+            self.client.hset(k.rules, mapping=fields)
+
+    def retention(self, app: str) -> tuple[int, float]:
+        n, s = self.client.hmget(AppKeys(app).rules, "keep_n", "keep_s")
+        defaults = self.settings
+        return (
+            int(n) if n is not None else defaults.retention_max_len,
+            float(s) if s is not None else defaults.retention_max_age_s,
+        )

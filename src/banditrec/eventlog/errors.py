@@ -1,0 +1,39 @@
+"""What the event log raises; the serving layer maps these to HTTP answers."""
+
+from __future__ import annotations
+
+import redis
+from redis.exceptions import ClusterDownError, MasterDownError, TryAgainError
+
+# Errors that mean "Redis cannot be reached right now" (as opposed to a wrong command).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,  # includes BusyLoadingError (restarting, AOF still loading)
+    redis.TimeoutError,
+    ClusterDownError,
+    MasterDownError,
+    TryAgainError,
+)
+
+
+class EventLogUnavailable(RuntimeError):
+    """Redis is unreachable and the record could not be kept locally (no spool, or spool full).
+
+    Nothing was acknowledged: answer 503 so the product falls back to its default.
+    """
+
+
+class UnknownAppError(LookupError):
+    def __init__(self, app: str) -> None:
+        super().__init__(f"app {app!r} has no config in Redis: store one with put_config() first")
+        self.app = app
+
+
+class ModelConflictError(RuntimeError):
+    """The current model changed under a learner (another learner, or a rollback): reload."""
+
+    def __init__(self, app: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"app {app!r}: expected model version {expected} to be current, found {current}"
+        )
+        self.expected = expected
+        self.current = current

@@ -1,0 +1,52 @@
+"""Joined stream entries ↔ DSJson records."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from ..dsjson import set_reward
+from ..schema import META_KEY
+
+
+class JoinedHeader(NamedTuple):
+    """The `h` field of a joined stream entry: "event_id|slot|reward|n_rewards|activated|joined_at"."""
+
+    event_id: bytes
+    slot: bytes  # b"" for a single-slot app
+    reward: float
+    n_rewards: int
+    activated: bool
+    joined_at: float
+
+
+def joined_header(fields: dict[bytes, bytes]) -> JoinedHeader:
+    event_id, slot, reward, n_rewards, activated, joined_at = fields[b"h"].split(b"|")
+    return JoinedHeader(
+        event_id, slot, float(reward), int(n_rewards), activated == b"1", float(joined_at)
+    )
+
+
+def joined_record(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """The learnable DSJson record of one joined stream entry (the core's `set_reward` applied).
+
+    An entry is `h` (see JoinedHeader) and `rec` = the record as logged.
+    """
+    head = joined_header(fields)
+    record = orjson.loads(fields[b"rec"])
+    meta = record[META_KEY]
+    meta["activated"] = head.activated
+    meta["n_rewards"] = head.n_rewards
+    return set_reward(record, head.reward, joined_at=head.joined_at)
+
+
+def stream_id_tuple(stream_id: str | bytes) -> tuple[int, int]:
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stream_id_at(t: float) -> str:
+    """The smallest stream id at or after unix time `t`."""
+    return f"{max(int(t * 1000), 0)}-0"

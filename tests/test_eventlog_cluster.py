@@ -1,0 +1,96 @@
+"""The whole path on a real 3-master Redis Cluster: every script touches one hash tag."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from banditrec.config import AppConfig, RewardConfig
+from banditrec.engine import DecisionEngine
+from banditrec.eventlog import EmbeddedRedis, EventLog, RewardOutcome, connect
+from banditrec.eventlog.export import export_joined
+from banditrec.learner import Learner, ModelWatcher
+from banditrec.schema import Reward
+from tests.plugins.redis_server import make_requests
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("cluster")
+    args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+    nodes = [
+        EmbeddedRedis(root / f"node{i}", cluster_port(), extra_args=args).start() for i in range(3)
+    ]
+    try:
+        clients = [redis.Redis(port=n.port) for n in nodes]
+        slots = [(0, 5460), (5461, 10922), (10923, 16383)]
+        for client, (first, last) in zip(clients, slots, strict=True):
+            client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+        for client in clients[1:]:
+            client.execute_command("CLUSTER MEET", "127.0.0.1", nodes[0].port)
+        deadline = time.monotonic() + 30
+        while not all(c.cluster("info").get("cluster_state") == "ok" for c in clients):
+            assert time.monotonic() < deadline, "the cluster did not form"
+            time.sleep(0.05)
+        yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_full_path_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
+    client = connect(cluster_url)
+    assert isinstance(client, RedisCluster)
+    log = EventLog(client, spool_dir=tmp_path / "spool")
+    apps = ["news", "email", "push"]  # spread over the cluster's slots
+    for app in apps:
+        config = AppConfig(name=app, reward=RewardConfig(wait_seconds=0.0, aggregation="sum"))
+        log.put_config(config)
+        engine = DecisionEngine(config)
+        decided = [engine.decide_logged(r) for r in make_requests(200, seed=len(app))]
+        assert log.log_decisions(app, [rec for _, recs in decided for rec in recs]) == [None] * 200
+        rewards = [Reward(event_id=d.event_id, value=1.0) for d, _ in decided[::2]]
+        assert set(log.add_rewards(app, rewards)) == {RewardOutcome.ACCEPTED}
+        assert log.add_reward(app, "early-bird", 1.0) is RewardOutcome.EARLY
+        assert log.activate(app, decided[0][0].event_id) is True
+        assert log.join_due(app) == 200
+        learner = Learner(log, app)
+        assert learner.step() == 200
+        watcher = ModelWatcher(log, app, DecisionEngine(config))
+        assert watcher.poll() and watcher.engine.model_version == 1
+        assert log.rollback(app, 1) == 2
+        stats = log.stats(app)
+        assert (stats["decisions"], stats["joined"], stats["learned"], stats["rewards"]) == (
+            200,
+            200,
+            200,
+            100,
+        )
+        assert export_joined(log, app, tmp_path / f"{app}.dsjson") == 200
+        assert log.trim_joined(app) == 0
+    assert set(apps) <= set(log.list_apps())
+    slots = {client.keyslot(f"br:{{{app}}}:x") for app in apps}
+    assert len(slots) == 3
+    for app in apps:
+        assert log.drop_app(app) > 0
+    log.close()

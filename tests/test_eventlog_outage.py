@@ -1,0 +1,226 @@
+"""Redis going away: decisions are still served, their records wait in the spool, and reach
+Redis in order when it returns: none lost, none duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from banditrec.config import AppConfig, RewardConfig
+from banditrec.engine import DecisionEngine
+from banditrec.eventlog import (
+    EmbeddedRedis,
+    EventLog,
+    EventLogSettings,
+    EventLogUnavailable,
+    connect,
+)
+from banditrec.schema import Reward
+from tests.plugins.redis_server import make_requests
+
+APP = "outage"
+
+
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_app(log: EventLog) -> DecisionEngine:
+    config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=600.0, aggregation="sum"))
+    log.put_config(config)
+    return DecisionEngine(config)
+
+
+def test_redis_stopped_under_a_stream_of_decisions(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    server = restartable_redis
+    log = EventLog(connect(server.url), spool_dir=tmp_path / "spool")
+    engine = start_app(log)
+    requests = make_requests(3000)
+    prepared = [engine.decide_logged(r)[1] for r in requests]
+    acknowledged: list[str] = []
+    rewarded: list[str] = []
+    errors: list[BaseException] = []
+
+    def product() -> None:
+        try:
+            for req, records in zip(requests, prepared, strict=True):
+                assert log.log_decisions(APP, records) == [None]
+                acknowledged.append(req.event_id)
+                if len(acknowledged) % 10 == 0:  # some rewards too, through the same path
+                    log.add_reward(APP, req.event_id, 1.0)
+                    rewarded.append(req.event_id)
+                time.sleep(0.001)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=product)
+    thread.start()
+    wait_for(lambda: len(acknowledged) >= 500, what="decisions before the outage")
+    server.stop()
+    wait_for(lambda: log.spooling, what="spooling")
+    time.sleep(3.0)  # decisions keep being served while Redis is down
+    during = len(acknowledged)
+    server.start()
+    thread.join()
+    assert not errors, errors
+    assert len(acknowledged) == 3000 and during > 600
+    wait_for(lambda: not log.spooling, what="the spool to be replayed")
+
+    stats = log.stats(APP)
+    assert stats["decisions"] == 3000, "records lost or duplicated"
+    assert stats["events"] == 3000
+    assert stats["pending_events"] == 3000
+    assert stats["rewards"] == len(rewarded) == 300
+    assert stats.get("repeated_event_ids", 0) == 0
+    for event_id, records in list(zip(acknowledged, prepared, strict=True))[::97]:
+        assert log.get_decision(APP, event_id)["Timestamp"] == records[0]["Timestamp"]
+    while log.join_due(APP, now=time.time() + 1000):
+        pass
+    joined = log.read_joined(APP, count=10_000)
+    assert len({r["EventId"] for _, r in joined}) == len(joined) == 3000
+    assert sum(r["_banditrec"]["reward"] for _, r in joined) == 300.0
+    assert log.spool is not None and log.spool.stats.entries_replayed > 0
+    log.close()
+
+
+_CRASHING_PRODUCER = textwrap.dedent(
+    """
+    import os, sys
+    from banditrec.config import AppConfig
+    from banditrec.engine import DecisionEngine
+    from banditrec.eventlog import EventLog, connect
+    from tests.plugins.redis_server import make_requests
+
+    log = EventLog(connect(sys.argv[1]), spool_dir=sys.argv[2])
+    engine = DecisionEngine(AppConfig(name="outage"))
+    for req in make_requests(int(sys.argv[3]), seed=7):
+        log.log_decisions("outage", engine.decide_logged(req)[1])
+    assert log.spooling
+    os._exit(0)  # dies without closing anything, as a crash would
+    """
+)
+
+
+def test_a_spool_left_by_a_dead_process_is_replayed(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    server = restartable_redis
+    start_app(EventLog(connect(server.url)))
+    server.stop()
+    spool_root = tmp_path / "spool"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run(
+        [sys.executable, "-c", _CRASHING_PRODUCER, server.url, str(spool_root), "400"],
+        check=True,
+        env=env,
+        timeout=120,
+    )
+    assert any(spool_root.rglob("*.jsonl"))
+    server.start()
+    log = EventLog(connect(server.url), spool_dir=spool_root)  # a new process on the same spool
+    wait_for(lambda: not log.spooling, what="the adopted spool to be replayed")
+    assert log.stats(APP)["decisions"] == 400
+    assert log.spool is not None and log.spool.stats.adopted_dirs == 1
+    log.close()
+    assert not any(spool_root.rglob("*.jsonl"))
+
+
+def test_a_full_spool_refuses_loudly(
+    restartable_redis: EmbeddedRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = restartable_redis
+    settings = EventLogSettings(spool_max_bytes=1 << 16)
+    log = EventLog(connect(server.url), spool_dir=tmp_path / "spool", settings=settings)
+    engine = start_app(log)
+    server.stop()
+    accepted = 0
+    with pytest.raises(EventLogUnavailable, match=r"spool .* is full"):
+        for req in make_requests(1000):
+            log.log_decisions(APP, engine.decide_logged(req)[1])
+            accepted += 1
+    assert 0 < accepted < 1000
+    assert log.spool is not None and log.spool.stats.full_rejections == 1
+    assert "NOT LOGGED" in caplog.text
+    server.start()
+    wait_for(lambda: not log.spooling, what="the spool to be replayed")
+    assert log.stats(APP)["decisions"] == accepted  # everything acknowledged is there
+    log.close()
+
+
+def test_without_a_spool_an_outage_is_an_error(restartable_redis: EmbeddedRedis) -> None:
+    server = restartable_redis
+    log = EventLog(connect(server.url))
+    engine = start_app(log)
+    server.stop()
+    _, records = engine.decide_logged(make_requests(1)[0])
+    with pytest.raises(EventLogUnavailable):
+        log.log_decisions(APP, records)
+    with pytest.raises(EventLogUnavailable):
+        log.add_rewards(APP, [Reward(event_id="x", value=1.0)])
+    with pytest.raises(EventLogUnavailable):
+        log.stats(APP)
+    server.start()
+    assert log.log_decisions(APP, records) == [None]  # reconnects by itself
+
+
+def test_a_hung_redis_times_out_into_the_spool(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    server = restartable_redis
+    log = EventLog(connect(server.url, socket_timeout_s=0.5), spool_dir=tmp_path / "spool")
+    engine = start_app(log)
+    requests = make_requests(20)
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)  # alive but not answering
+    try:
+        started = time.monotonic()
+        for req in requests:
+            assert log.log_decisions(APP, engine.decide_logged(req)[1]) == [None]
+        assert time.monotonic() - started < 5.0  # one timeout, then straight to the spool
+        assert log.spooling
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    wait_for(lambda: not log.spooling, what="the spool to be replayed")
+    assert log.stats(APP)["decisions"] == 20
+    log.close()
+
+
+def test_workers_ride_out_an_outage(restartable_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    from banditrec.learner import AppWorker
+
+    server = restartable_redis
+    log = EventLog(connect(server.url), spool_dir=tmp_path / "spool")
+    config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=600.0, join_on_first=True))
+    log.put_config(config)
+    engine = DecisionEngine(config)
+    worker = AppWorker(log, APP, join_interval_s=0.05, publish_every_s=0.2).start()
+    try:
+        for phase, seed in (("before", 1), ("during", 2), ("after", 3)):
+            if phase == "during":
+                server.stop()
+            decided = [engine.decide_logged(r) for r in make_requests(200, seed=seed)]
+            log.log_decisions(APP, [rec for _, recs in decided for rec in recs])
+            log.add_rewards(APP, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided])
+            if phase == "during":
+                time.sleep(1.0)
+                server.start()
+        wait_for(lambda: log.stats(APP).get("learned", 0) == 600, what="learning every event")
+    finally:
+        worker.stop()
+    stats = log.stats(APP)
+    assert stats["decisions"] == stats["rewards"] == stats["joined"] == stats["learned"] == 600
+    log.close()

@@ -1,1 +1,131 @@
-"""`banditrec serve`."""
+"""`banditrec serve`: the decision service on Ray Serve, from one command."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app
+
+DEV_KEY_FILE = "admin.key"
+
+
+def _dev_key(data_dir: Path) -> tuple[str, bool]:
+    """The development admin key kept in the data directory (made on first use)."""
+    from ..serving.auth import create_key
+
+    path = data_dir / DEV_KEY_FILE
+    if path.exists():
+        return path.read_text().strip(), False
+    key, _ = create_key(["*"], ["admin"], note="development key of `banditrec serve`")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key, True
+
+
+@app.command("serve")
+def serve_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="apps.yaml; the shipped example apps when omitted."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Join this Ray cluster (e.g. 'auto') instead of starting Ray here."),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="REDIS_URL", help="Redis to use; without one an embedded redis-server runs."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Embedded Redis data, the spool and the development key.")
+    ] = Path(".banditrec"),
+    replicas: Annotated[int, typer.Option(min=1, help="Ingress replicas.")] = 1,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(help="A keys file written by `banditrec keys create` (re-read on change)."),
+    ] = None,
+    open_access: Annotated[
+        bool,
+        typer.Option("--open", help="No API keys at all (development on a trusted machine only)."),
+    ] = False,
+    keep_live_configs: Annotated[
+        bool, typer.Option(help="Keep app configs already in Redis (changed live), not the file's.")
+    ] = False,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of a locally started Ray.")] = None,
+    default_proxy: Annotated[
+        bool,
+        typer.Option(help="Serve's default Python proxy instead of HAProxy (slower; to compare)."),
+    ] = False,
+) -> None:
+    """Start Ray (or join --address), Redis, the learners and the HTTP API; serve until Ctrl-C."""
+    from ..serving.auth import record_for_key
+    from ..serving.runner import LocalService, RunOptions
+    from ..serving.settings import load_settings
+
+    settings = load_settings(config)
+    if keys_file is not None:
+        settings.keys_file = keys_file.resolve()
+    has_keys = bool(settings.api_keys) or (
+        settings.keys_file is not None and settings.keys_file.exists()
+    )
+    dev_key = None
+    if open_access:
+        typer.secho(
+            "WARNING: --open: no API keys; anyone who reaches the port can decide, reward and "
+            "reconfigure apps.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+    elif not has_keys:
+        dev_key, fresh = _dev_key(data_dir)
+        settings.api_keys.append(record_for_key(dev_key, ["*"], ["admin"], note="development"))
+    options = RunOptions(
+        settings=settings,
+        host=host,
+        port=port,
+        address=address,
+        redis_url=redis_url,
+        data_dir=data_dir,
+        replicas=replicas,
+        open_access=open_access,
+        keep_live_configs=keep_live_configs,
+        fast_ingress=not default_proxy,
+        num_cpus=num_cpus,
+    )
+    typer.echo(f"starting {len(settings.apps)} apps: {', '.join(a.name for a in settings.apps)}")
+    service = LocalService(options).start()
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        typer.echo(
+            f"Redis: {service.redis_url if service.redis is None else 'embedded, ' + service.redis_url}"
+        )
+        typer.echo(f"ingress: {'Serve default proxy' if default_proxy else 'HAProxy'}")
+        if dev_key is not None:
+            state = "new" if fresh else "kept"
+            typer.echo(
+                f"admin API key ({state}, in {data_dir / DEV_KEY_FILE}; for every app):\n  {dev_key}\n"
+                f"  export BANDITREC_API_KEY=$(cat {data_dir / DEV_KEY_FILE})"
+            )
+        typer.secho(
+            f"banditrec is serving at {service.url}  (API docs: {service.url}/docs, "
+            f"metrics: {service.url}/metrics)",
+            fg=typer.colors.GREEN,
+        )
+        stopping.wait()
+    finally:
+        typer.echo("stopping")
+        service.stop()

@@ -7,6 +7,7 @@ from .base import Policy
 from .baseline import FixedPolicy, UniformPolicy
 from .linear import LinTSPolicy, LinUCBPolicy
 from .mab import UCB1, EpsilonGreedyMAB, Thompson
+from .rl import RLPolicy  # torch and RLlib load only when a module is loaded
 from .vw import VWPolicy
 
 POLICY_CLASSES: dict[str, type[Policy]] = {
@@ -20,6 +21,7 @@ POLICY_CLASSES: dict[str, type[Policy]] = {
         Thompson,
         UniformPolicy,
         FixedPolicy,
+        RLPolicy,
     )
 }
 
@@ -42,6 +44,7 @@ __all__ = [
     "LinTSPolicy",
     "LinUCBPolicy",
     "Policy",
+    "RLPolicy",
     "Thompson",
     "UniformPolicy",
     "VWPolicy",

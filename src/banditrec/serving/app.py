@@ -1,0 +1,132 @@
+"""The HTTP API (FastAPI; OpenAPI at /docs).
+
+Bodies are read raw, size-checked before parsing, parsed with orjson and validated with
+the app's own limits, so the documented schemas (added to the OpenAPI document by
+`openapi.py`) and the checks that run are the same pydantic models.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from .. import __version__
+from .auth import Scope, credential_from_headers
+from .errors import ApiError, install_error_handlers
+from .metrics import CONTENT_TYPE_LATEST
+from .openapi import install_openapi, route_docs
+from .service import DecisionService
+
+JSON = "application/json"
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, "bad Content-Length header") from None
+        if size > limit:
+            raise ApiError(413, "request too large", [f"{size} bytes; the limit is {limit}"])
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "request too large", [f"more than {limit} bytes"])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_api(service: DecisionService) -> FastAPI:
+    api = FastAPI(
+        title="banditrec",
+        version=__version__,
+        description="Decisions per impression with tunable exploration, rewards, online learning.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    metrics = service.metrics
+    limit = service.http.max_body_bytes
+
+    def on_error(request: Request, status: int) -> None:
+        metrics.errors.labels(request.path_params.get("app", ""), str(status)).inc()
+
+    install_error_handlers(api, on_error)
+    install_openapi(api)
+
+    def authorize(request: Request, app: str, scope: Scope) -> None:
+        headers = request.headers
+        credential = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        service.keyring.authorize(credential, app, scope)
+
+    @api.post("/v1/apps/{app}/decisions", **route_docs("decide"))
+    async def decide(app: str, request: Request) -> Response:
+        started = time.perf_counter()
+        authorize(request, app, "decide")
+        decision = await service.decide(app, await read_body(request, limit))
+        response = Response(orjson.dumps(decision), media_type=JSON)
+        metrics.latency.labels("decide").observe(time.perf_counter() - started)
+        return response
+
+    @api.post("/v1/apps/{app}/decisions:batch", **route_docs("decide_batch"))
+    async def decide_batch(app: str, request: Request) -> Response:
+        started = time.perf_counter()
+        authorize(request, app, "decide")
+        decisions = await service.decide_batch(app, await read_body(request, limit))
+        response = _json({"decisions": decisions})
+        metrics.latency.labels("decide_batch").observe(time.perf_counter() - started)
+        return response
+
+    @api.post("/v1/apps/{app}/rewards", **route_docs("rewards"))
+    async def rewards(app: str, request: Request) -> Response:
+        authorize(request, app, "reward")
+        return _json(await service.rewards(app, await read_body(request, limit)))
+
+    @api.post("/v1/apps/{app}/events/{event_id}/activate", **route_docs("activate"))
+    async def activate(app: str, event_id: str, request: Request) -> Response:
+        authorize(request, app, "reward")
+        return _json(await service.activate(app, event_id))
+
+    @api.get("/v1/apps", **route_docs("list_apps"))
+    async def list_apps(request: Request) -> Response:
+        headers = request.headers
+        credential = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        record = service.keyring.authenticate(credential)
+        return _json({"apps": service.keyring.visible_apps(record, service.app_names())})
+
+    @api.get("/v1/apps/{app}", **route_docs("app_info"))
+    async def app_info(app: str, request: Request) -> Response:
+        authorize(request, app, "admin")
+        return _json(await service.info(app))
+
+    @api.patch("/v1/apps/{app}", **route_docs("patch_app"))
+    async def patch_app(app: str, request: Request) -> Response:
+        authorize(request, app, "admin")
+        return _json(await service.patch(app, await read_body(request, limit)))
+
+    @api.get("/healthz", **route_docs("healthz"))
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @api.get("/readyz", **route_docs("readyz"))
+    async def readyz() -> Response:
+        if not service.app_names() or not service.ready():
+            return _json({"status": "not ready", "apps": service.app_names()}, status=503)
+        return _json({"status": "ready", "apps": service.app_names()})
+
+    @api.get("/metrics", **route_docs("metrics"))
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return api

@@ -1,0 +1,81 @@
+"""The background half of the service: join rewards to decisions, learn, publish models.
+
+A `LearnerPool` runs an `AppWorker` (joiner + learner threads) for every app in Redis,
+and starts or stops them as apps appear or go. It lives in its own Serve deployment of
+the same application rather than in the `serve` command, so that the application
+deployed with a Serve config file on a cluster learns too, and Serve restarts it if it
+dies. One writer per app is held by the learner's Redis lease, so a second pool (a
+restarted or scaled one) stands by instead of writing; a restarted learner resumes from
+the offset stored with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+
+from ..eventlog import EventLog
+from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
+from ..learner import AppWorker
+
+log = logging.getLogger("banditrec.learners")
+
+
+@dataclass(slots=True)
+class LearnerOptions:
+    join_interval_s: float = 0.1
+    publish_every_s: float = 1.0
+    publish_every_n: int = 20_000
+    discover_interval_s: float = 1.0
+
+
+class LearnerPool:
+    def __init__(self, log: EventLog, options: LearnerOptions | None = None) -> None:
+        self.log = log
+        self.options = options or LearnerOptions()
+        self._workers: dict[str, AppWorker] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="banditrec-learners", daemon=True)
+        self._thread.start()
+
+    def apps(self) -> list[str]:
+        return sorted(self._workers)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for worker in self._workers.values():
+            worker.stop()
+        self._workers.clear()
+
+    def _discover(self) -> None:
+        names = set(self.log.list_apps())
+        options = asdict(self.options)
+        options.pop("discover_interval_s")
+        for app in names - self._workers.keys():
+            self._workers[app] = AppWorker(self.log, app, **options).start()
+            log.info("joining and learning app %s", app)
+        for app in self._workers.keys() - names:
+            self._workers.pop(app).stop()
+            log.info("app %s is gone: stopped its learner", app)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._discover()
+            except (*UNAVAILABLE, EventLogUnavailable) as exc:
+                log.warning("learner pool: event log unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("learner pool: discovering apps failed; retrying")
+            self._stop.wait(self.options.discover_interval_s)
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {
+            app: {
+                "model_version": w.learner.state.base_version,
+                "offset": w.learner.state.offset,
+                "consumed": w.learner.state.n_consumed,
+            }
+            for app, w in self._workers.items()
+        }

@@ -1,0 +1,90 @@
+"""Prometheus metrics of one replica, served at `/metrics`.
+
+Counters are per replica (Prometheus sums them over scraped targets); gauges that come
+from Redis (model version, lags) are the same on every replica.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "banditrec_decisions", "Decisions served.", ["app", "mode"], registry=r
+        )
+        self.repeated = Counter(
+            "banditrec_repeated_decisions",
+            "Requests for an event id already decided, answered with the logged decision.",
+            ["app"],
+            registry=r,
+        )
+        self.rewards = Counter(
+            "banditrec_rewards", "Rewards received, by outcome.", ["app", "outcome"], registry=r
+        )
+        self.errors = Counter(
+            "banditrec_errors", "Error answers, by status.", ["app", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "banditrec_request_seconds",
+            "Time in the replica per request, by route.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "banditrec_model_version", "Model version served.", ["app"], registry=r
+        )
+        self.exploration = Gauge(
+            "banditrec_exploration_rate",
+            "Mean probability of serving an action other than the most likely one, "
+            "over the decisions since the last refresh.",
+            ["app"],
+            registry=r,
+        )
+        self.join_lag = Gauge(
+            "banditrec_join_lag_seconds",
+            "How long the oldest decision past its reward wait has been waiting to be joined.",
+            ["app"],
+            registry=r,
+        )
+        self.learner_lag = Gauge(
+            "banditrec_learner_lag_events",
+            "Joined events the published model has not learned yet.",
+            ["app"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "banditrec_pending_events", "Decisions waiting for rewards.", ["app"], registry=r
+        )
+        # Summed on the request path without a lock per decision: a dict update under
+        # the GIL; `flush_exploration` swaps the dict out.
+        self._exploration_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        self._lock = threading.Lock()
+
+    def observe_decision(self, app: str, mode: str, top_probability: float) -> None:
+        self.decisions.labels(app, mode).inc()
+        acc = self._exploration_sums[app]
+        acc[0] += 1.0 - top_probability
+        acc[1] += 1
+
+    def flush_exploration(self) -> None:
+        with self._lock:
+            sums, self._exploration_sums = self._exploration_sums, defaultdict(lambda: [0.0, 0])
+        for app, (total, n) in sums.items():
+            if n:
+                self.exploration.labels(app).set(total / n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

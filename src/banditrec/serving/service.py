@@ -1,0 +1,382 @@
+"""What one replica does, apart from HTTP: every app's engine in-process, logging, live updates.
+
+The decision path is: validate → engine.decide_logged → records to Redis (acknowledged)
+→ answer. A background thread keeps each engine current: it polls the config and model
+versions every `poll_interval_s` and swaps new ones in atomically (the engine's served
+state is one object), and refreshes the metrics that come from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from ..engine import DecisionEngine, UnknownSlotError
+from ..eventlog import EventLog
+from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
+from ..learner import ModelWatcher
+from ..schema import Decision, DecisionRequest, Reward
+from .auth import KeyRing, read_keys_file
+from .decisions import decision_from_records, top_probability
+from .errors import ApiError, invalid
+from .metrics import ServiceMetrics
+from .online import lags, online_reward
+from .patch import ROLLBACK_FIELD, patched_config
+from .settings import HttpLimits, ServiceSettings
+from .writer import DecisionWriter
+
+log = logging.getLogger("banditrec.serving")
+
+_REWARDS = TypeAdapter(list[Reward])
+UNAVAILABLE_ERRORS = (*UNAVAILABLE, EventLogUnavailable)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed JSON", [{"loc": "body", "msg": str(exc)}]) from None
+
+
+class EventIds:
+    """Event ids for requests that bring none: a random per-replica prefix and a counter.
+
+    Unique across replicas (64 random bits of prefix) and far cheaper than uuid4, whose
+    os.urandom call gives up the GIL on every request."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):010x}"
+
+
+def with_event_id(data: Any, new_id: Callable[[], str]) -> Any:
+    if isinstance(data, dict) and "event_id" not in data:
+        data["event_id"] = new_id()
+    return data
+
+
+@dataclass(slots=True)
+class AppRuntime:
+    engine: DecisionEngine
+    watcher: ModelWatcher
+
+
+class DecisionService:
+    def __init__(
+        self,
+        log: EventLog,
+        settings: ServiceSettings,
+        *,
+        open_access: bool = False,
+        poll_interval_s: float = 0.1,
+        refresh_interval_s: float = 1.0,
+    ) -> None:
+        self.log = log
+        self.http: HttpLimits = settings.http
+        self.metrics = ServiceMetrics()
+        self._static_keys = list(settings.api_keys)
+        self._keys_file = settings.keys_file
+        self._keys_mtime: float | None = None
+        self.keyring = KeyRing(self._static_keys, open_access=open_access)
+        self._reload_keys()
+        self._apps: dict[str, AppRuntime] = {}
+        self._poll_interval_s = poll_interval_s
+        self._refresh_interval_s = refresh_interval_s
+        self._stop = threading.Event()
+        self.event_ids = EventIds()
+        self._discover_apps()
+        self._last_refresh_ok = time.monotonic()
+        self.writer = DecisionWriter(log.log_decisions)
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name="banditrec-refresh", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.writer.close()
+
+    # --- apps ---------------------------------------------------------------------
+
+    def app_names(self) -> list[str]:
+        return sorted(self._apps)
+
+    def runtime(self, app: str) -> AppRuntime:
+        rt = self._apps.get(app)
+        if rt is None:
+            raise ApiError(404, "unknown app", [{"loc": "app", "msg": f"no app named {app!r}"}])
+        return rt
+
+    def _load_app(self, app: str) -> AppRuntime | None:
+        config = self.log.get_config(app)
+        if config is None:
+            return None
+        engine = DecisionEngine(config)
+        watcher = ModelWatcher(self.log, app, engine)
+        watcher.poll()  # the current model, if one has been published
+        return AppRuntime(engine, watcher)
+
+    def _discover_apps(self) -> None:
+        names = set(self.log.list_apps())
+        apps = {a: rt for a, rt in self._apps.items() if a in names}
+        for app in names - apps.keys():
+            rt = self._load_app(app)
+            if rt is not None:
+                apps[app] = rt
+        self._apps = apps  # one assignment: requests see the old or the new set
+
+    # --- background refresh -------------------------------------------------------
+
+    def _refresh_loop(self) -> None:
+        next_slow = 0.0
+        while not self._stop.wait(self._poll_interval_s):
+            try:
+                for app, rt in list(self._apps.items()):
+                    if rt.watcher.poll():
+                        self.metrics.model_version.labels(app).set(rt.engine.model_version)
+                now = time.monotonic()
+                if now >= next_slow:
+                    next_slow = now + self._refresh_interval_s
+                    self._discover_apps()
+                    self._refresh_gauges()
+                    self._reload_keys()
+                    self._last_refresh_ok = time.monotonic()
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("event log unavailable, serving the models in memory: %s", exc)
+            except Exception:
+                log.exception("refresh failed; the models in memory keep serving")
+
+    def _refresh_gauges(self) -> None:
+        m = self.metrics
+        m.flush_exploration()
+        now = time.time()
+        for app, rt in self._apps.items():
+            m.model_version.labels(app).set(rt.engine.model_version)
+            lag = lags(self.log, app, now=now)
+            m.join_lag.labels(app).set(lag.join_lag_s)
+            m.learner_lag.labels(app).set(lag.learner_lag_events)
+            m.pending.labels(app).set(lag.pending)
+
+    def _reload_keys(self) -> None:
+        path = self._keys_file
+        if path is None:
+            return
+        mtime = path.stat().st_mtime if path.exists() else 0.0
+        if mtime != self._keys_mtime:
+            self._keys_mtime = mtime
+            records = [*self._static_keys, *read_keys_file(path)]
+            self.keyring = KeyRing(records, open_access=self.keyring.open)
+            log.info("API keys loaded: %d", len(records))
+
+    def ready(self) -> bool:
+        """Apps loaded and the event log answered the refresh loop recently."""
+        return (
+            bool(self._apps)
+            and time.monotonic() - self._last_refresh_ok < 5 * self._refresh_interval_s + 1
+        )
+
+    # --- decisions ----------------------------------------------------------------
+
+    def _validate(self, rt: AppRuntime, data: Any, prefix: tuple = ()) -> DecisionRequest:
+        try:
+            return DecisionRequest.model_validate(data, context={"limits": rt.engine.config.limits})
+        except ValidationError as exc:
+            raise invalid(exc, prefix) from None
+
+    def _decide(
+        self, rt: AppRuntime, request: DecisionRequest, where: str = ""
+    ) -> tuple[Decision, list]:
+        try:
+            return rt.engine.decide_logged(request)
+        except UnknownSlotError as exc:
+            raise ApiError(
+                422, "invalid request", [{"loc": where or "body", "msg": str(exc)}]
+            ) from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            # The request passed validation yet the policy could not use it.
+            log.warning("request could not be decided: %s", exc)
+            raise ApiError(
+                422, "invalid request", [{"loc": where or "body", "msg": f"cannot decide: {exc}"}]
+            ) from None
+
+    async def _log(self, app: str, records: list) -> list:
+        try:
+            return await self.writer.write(app, records)
+        except UNAVAILABLE_ERRORS as exc:
+            raise ApiError(503, "event log unavailable", [str(exc)]) from None
+        except UnknownAppError:  # deleted from Redis since this replica loaded it
+            raise ApiError(
+                404, "unknown app", [{"loc": "app", "msg": f"no app named {app!r}"}]
+            ) from None
+
+    def _answered(self, app: str, decision: Decision, stored: list) -> Decision:
+        if stored and stored[0] is not None:
+            self.metrics.repeated.labels(app).inc()
+            return decision_from_records(stored)
+        self.metrics.observe_decision(app, decision.mode, top_probability(decision))
+        return decision
+
+    async def decide(self, app: str, body: bytes) -> Decision:
+        rt = self.runtime(app)
+        request = self._validate(rt, with_event_id(parse_json(body), self.event_ids))
+        decision, records = self._decide(rt, request)
+        stored = await self._log(app, records)
+        return self._answered(app, decision, stored)
+
+    async def decide_batch(self, app: str, body: bytes) -> list[Decision]:
+        rt = self.runtime(app)
+        data = parse_json(body)
+        items = data.get("requests") if isinstance(data, dict) else None
+        if not isinstance(items, list) or (isinstance(data, dict) and set(data) - {"requests"}):
+            raise ApiError(
+                422, "invalid request", [{"loc": "requests", "msg": 'send {"requests": [...]}'}]
+            )
+        if not 1 <= len(items) <= self.http.max_batch:
+            msg = f"{len(items)} requests; send between 1 and {self.http.max_batch}"
+            raise ApiError(422, "invalid request", [{"loc": "requests", "msg": msg}])
+        requests, errors = [], []
+        for i, item in enumerate(items):
+            try:
+                requests.append(
+                    self._validate(rt, with_event_id(item, self.event_ids), ("requests", i))
+                )
+            except ApiError as exc:
+                errors += exc.detail
+        if errors:
+            raise ApiError(422, "invalid request", errors)
+        decided = [self._decide(rt, r, f"requests[{i}]") for i, r in enumerate(requests)]
+        all_records = [rec for _, records in decided for rec in records]
+        stored = await self._log(app, all_records)
+        out, start = [], 0
+        for decision, records in decided:
+            end = start + len(records)
+            out.append(self._answered(app, decision, stored[start:end]))
+            start = end
+        return out
+
+    # --- rewards ------------------------------------------------------------------
+
+    async def rewards(self, app: str, body: bytes) -> dict[str, Any]:
+        """One reward (`{"event_id", "value"}`) or many (`{"rewards": [...]}`)."""
+        self.runtime(app)
+        data = parse_json(body)
+        single = not (isinstance(data, dict) and "rewards" in data)
+        try:
+            if single:
+                rewards = [Reward.model_validate(data)]
+            else:
+                if set(data) != {"rewards"}:
+                    extra = sorted(set(data) - {"rewards"})[0]
+                    raise ApiError(
+                        422, "invalid request", [{"loc": extra, "msg": "unexpected field"}]
+                    )
+                items = data["rewards"]
+                if isinstance(items, list) and not 1 <= len(items) <= self.http.max_batch:
+                    msg = f"{len(items)} rewards; send between 1 and {self.http.max_batch}"
+                    raise ApiError(422, "invalid request", [{"loc": "rewards", "msg": msg}])
+                rewards = _REWARDS.validate_python(items)
+        except ValidationError as exc:
+            raise invalid(exc, () if single else ("rewards",)) from None
+        outcomes = await self._call(self.log.add_rewards, app, rewards)
+        for outcome in outcomes:
+            self.metrics.rewards.labels(app, str(outcome)).inc()
+        results = [
+            {"event_id": r.event_id, "slot": r.slot, "outcome": str(o)}
+            for r, o in zip(rewards, outcomes, strict=True)
+        ]
+        return results[0] if single else {"outcomes": results}
+
+    async def activate(self, app: str, event_id: str) -> dict[str, Any]:
+        self.runtime(app)
+        if not await self._call(self.log.activate, app, event_id):
+            raise ApiError(
+                404,
+                "unknown event",
+                [
+                    {
+                        "loc": "event_id",
+                        "msg": f"no pending decision {event_id!r} (unknown, expired or joined)",
+                    }
+                ],
+            )
+        return {"event_id": event_id, "activated": True}
+
+    # --- admin --------------------------------------------------------------------
+
+    async def _call(self, fn: Callable, *args: Any) -> Any:
+        """A blocking event-log call, off the event loop."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except UNAVAILABLE_ERRORS as exc:
+            raise ApiError(503, "event log unavailable", [str(exc)]) from None
+
+    def _info(self, app: str) -> dict[str, Any]:
+        rt = self.runtime(app)
+        config = self.log.get_config(app) or rt.engine.config
+        models = self.log.list_models(app)
+        return {
+            "name": app,
+            "config": config.model_dump(mode="json", by_alias=True),
+            "config_version": self.log.config_version(app),
+            "model_version": self.log.model_version(app),
+            "served_model_version": rt.engine.model_version,
+            "models": [
+                {"version": m.version, "n_learned": m.n_learned, "created_at": m.created_at}
+                for m in models
+            ],
+            "counters": self.log.stats(app),
+            "online_reward": online_reward(self.log, app),
+        }
+
+    async def info(self, app: str) -> dict[str, Any]:
+        self.runtime(app)
+        return await self._call(self._info, app)
+
+    def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
+        rt = self.runtime(app)
+        rollback = patch.pop(ROLLBACK_FIELD, None)
+        if rollback is not None and (
+            isinstance(rollback, bool) or not isinstance(rollback, int) or rollback < 1
+        ):
+            raise ApiError(
+                422,
+                "invalid request",
+                [{"loc": ROLLBACK_FIELD, "msg": "a model version: an integer ≥ 1"}],
+            )
+        if patch:
+            current = self.log.get_config(app) or rt.engine.config
+            config = patched_config(current, patch)
+            self.log.put_config(config)
+        if rollback is not None:
+            known = {m.version for m in self.log.list_models(app)}
+            if rollback not in known:
+                msg = f"model version {rollback} is not kept; kept: {sorted(known)}"
+                raise ApiError(422, "invalid request", [{"loc": ROLLBACK_FIELD, "msg": msg}])
+            self.log.rollback(app, rollback)
+        rt.watcher.poll()  # live on this replica before the answer; others within a poll
+        return self._info(app)
+
+    async def patch(self, app: str, body: bytes) -> dict[str, Any]:
+        self.runtime(app)
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise ApiError(
+                422,
+                "invalid request",
+                [{"loc": "body", "msg": "send a JSON object (a merge patch)"}],
+            )
+        return await self._call(self._patch, app, data)

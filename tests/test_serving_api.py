@@ -1,0 +1,224 @@
+"""The HTTP API over real HTTP: Ray Serve (HAProxy ingress) → replica → Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from banditrec.eventlog import EventLog, connect
+from tests.plugins.ray_cluster import ServiceUnderTest, example_request
+
+
+@pytest.fixture(scope="module")
+def http(banditrec_service: ServiceUnderTest) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=banditrec_service.url, headers=banditrec_service.headers("admin"), timeout=10
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def event_log(banditrec_service: ServiceUnderTest) -> EventLog:
+    return EventLog(connect(banditrec_service.redis_url))
+
+
+@pytest.fixture
+def restore_config(http: httpx.Client) -> Iterator[None]:
+    """Put the content app's config back as it was after a test that patches it."""
+    before = http.get("/v1/apps/content").json()["config"]
+    yield
+    assert http.patch("/v1/apps/content", json=before).status_code == 200
+
+
+def _decide(http: httpx.Client, app: str, i: int = 0, **extra: object) -> dict:
+    r = http.post(f"/v1/apps/{app}/decisions", json=example_request(app, i, **extra))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_decision_is_logged_before_the_answer(http: httpx.Client, event_log: EventLog) -> None:
+    d = _decide(http, "content", 1)
+    ids = [a["id"] for a in example_request("content", 1)["actions"]]
+    assert d["action_id"] in ids
+    assert d["ranking"][0]["id"] == d["action_id"]
+    assert sorted(r["id"] for r in d["ranking"]) == sorted(ids)
+    assert d["probability"] == pytest.approx(d["ranking"][0]["probability"])
+    assert sum(r["probability"] for r in d["ranking"]) == pytest.approx(1.0)
+    assert min(r["probability"] for r in d["ranking"]) >= 0.01 - 1e-9  # the app's floor
+    record = event_log.get_decision("content", d["event_id"])
+    assert record is not None
+    assert record["_label_probability"] == pytest.approx(d["probability"])
+    assert record["_banditrec"]["action_ids"][record["_labelIndex"]] == d["action_id"]
+
+
+def test_same_event_id_twice_answers_the_same_decision_logged_once(
+    http: httpx.Client, event_log: EventLog
+) -> None:
+    before = event_log.stats("content")
+    event_id = f"repeat-{uuid.uuid4().hex}"
+    first = _decide(http, "content", 2, event_id=event_id)
+    # Offered differently the second time: the logged decision still wins.
+    body = example_request("content", 3, event_id=event_id)
+    second = http.post("/v1/apps/content/decisions", json=body).json()
+    assert second == first
+    after = event_log.stats("content")
+    assert after["decisions"] - before.get("decisions", 0) == 1
+    assert after["repeated_event_ids"] - before.get("repeated_event_ids", 0) == 1
+
+
+def test_batch_decides_and_logs_every_request(http: httpx.Client, event_log: EventLog) -> None:
+    requests = [example_request("channel", i) for i in range(100)]
+    r = http.post("/v1/apps/channel/decisions:batch", json={"requests": requests})
+    assert r.status_code == 200, r.text
+    decisions = r.json()["decisions"]
+    assert len(decisions) == 100
+    assert len({d["event_id"] for d in decisions}) == 100
+    for d in decisions[::10]:
+        assert event_log.get_decision("channel", d["event_id"]) is not None
+        assert d["action_id"] in {"email", "push", "sms", "in_app"}
+
+
+def test_multi_slot_decision_has_one_action_and_probability_per_slot(
+    http: httpx.Client, event_log: EventLog
+) -> None:
+    d = _decide(http, "journey", 4)
+    assert d["action_id"] is None
+    slots = {s["slot"]: s for s in d["slots"]}
+    assert set(slots) == {"content", "channel", "send_time"}
+    assert slots["channel"]["action_id"] in {"email", "push", "sms", "in_app"}
+    assert slots["send_time"]["action_id"].startswith("h")
+    for s in slots.values():
+        assert 0 < s["probability"] <= 1
+        assert s["ranking"][0]["id"] == s["action_id"]
+    records = event_log.get_records("journey", d["event_id"])
+    assert {r["_banditrec"]["slot"] for r in records} == set(slots)
+
+
+def test_rewards_single_and_batch_report_their_outcomes(http: httpx.Client) -> None:
+    a, b = _decide(http, "content", 5), _decide(http, "content", 6)
+    one = http.post("/v1/apps/content/rewards", json={"event_id": a["event_id"], "value": 1.0})
+    assert one.status_code == 200
+    assert one.json()["outcome"] == "accepted"
+    batch = http.post(
+        "/v1/apps/content/rewards",
+        json={
+            "rewards": [{"event_id": b["event_id"], "value": 0.5}, {"event_id": "nope", "value": 1}]
+        },
+    )
+    assert batch.status_code == 200
+    outcomes = [o["outcome"] for o in batch.json()["outcomes"]]
+    assert outcomes[0] == "accepted"
+    assert outcomes[1] in {"unknown_event", "early"}  # kept aside, counted
+
+
+def test_deferred_event_is_activated_once_known(http: httpx.Client) -> None:
+    d = _decide(http, "content", 7, deferred=True)
+    r = http.post(f"/v1/apps/content/events/{d['event_id']}/activate")
+    assert r.status_code == 200
+    assert r.json() == {"event_id": d["event_id"], "activated": True}
+    missing = http.post("/v1/apps/content/events/never-decided/activate")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "unknown event"
+
+
+def _train(http: httpx.Client, app: str, n: int = 40) -> None:
+    """Rewarded decisions, then wait until the replica serves a model learned from them."""
+    start = http.get(f"/v1/apps/{app}").json()["model_version"]
+    rewards = []
+    for i in range(n):
+        d = _decide(http, app, 100 + i)
+        rewards.append({"event_id": d["event_id"], "value": float(d["action_id"] < "item-25")})
+    assert http.post(f"/v1/apps/{app}/rewards", json={"rewards": rewards}).status_code == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = http.get(f"/v1/apps/{app}").json()
+        if info["served_model_version"] > start and info["counters"].get("learned", 0) >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no model learned from the rewards: {info}")
+
+
+def test_patch_exploration_takes_effect_on_the_next_request(
+    http: httpx.Client, restore_config: None
+) -> None:
+    _train(http, "content")  # an untrained model ties every action: greedy would look uniform
+    r = http.patch("/v1/apps/content", json={"policy": {"explorer": {"epsilon": 1.0}}})
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["policy"]["explorer"] == {"type": "epsilon", "epsilon": 1.0}
+    probs = [a["probability"] for a in _decide(http, "content", 8)["ranking"]]
+    assert probs == pytest.approx([0.1] * 10)  # fully uniform
+    r = http.patch(
+        "/v1/apps/content", json={"policy": {"explorer": {"epsilon": 0.0}}, "min_probability": 0.0}
+    )
+    assert r.status_code == 200, r.text
+    top = _decide(http, "content", 8)["ranking"][0]["probability"]
+    assert top == pytest.approx(1.0)  # greedy: no exploration left
+
+
+def test_patch_mode_logging_serves_the_default_action(
+    http: httpx.Client, restore_config: None
+) -> None:
+    r = http.patch("/v1/apps/content", json={"mode": "logging"})
+    assert r.status_code == 200
+    d = _decide(http, "content", 9)
+    first_offered = example_request("content", 9)["actions"][0]["id"]
+    assert d["mode"] == "logging"
+    best = max(d["ranking"], key=lambda a: a["probability"])
+    assert best["id"] == first_offered  # the product's default: the first action offered
+    assert best["probability"] == pytest.approx(1 - 9 * 0.01)  # only the floor explores
+
+
+def test_patch_rejects_bad_values_with_the_field(http: httpx.Client) -> None:
+    r = http.patch("/v1/apps/content", json={"policy": {"explorer": {"epsilon": 2}}})
+    assert r.status_code == 422
+    locs = [d["loc"] for d in r.json()["detail"]]
+    assert any("epsilon" in loc for loc in locs), locs
+    r = http.patch("/v1/apps/content", json={"name": "other"})
+    assert r.status_code == 422
+    r = http.patch("/v1/apps/content", json={"rollback_to": 10_000})
+    assert r.status_code == 422
+    assert "not kept" in r.text
+
+
+def test_app_listing_and_info(http: httpx.Client, banditrec_service: ServiceUnderTest) -> None:
+    apps = http.get("/v1/apps").json()["apps"]
+    assert {"content", "channel", "send_time", "journey"} <= set(apps)
+    mine = httpx.get(
+        banditrec_service.url + "/v1/apps", headers=banditrec_service.headers("everything_channel")
+    ).json()["apps"]
+    assert mine == ["channel"]
+    info = http.get("/v1/apps/content").json()
+    assert info["name"] == "content"
+    assert info["config"]["policy"]["kind"] == "vw"
+    assert info["counters"]["decisions"] >= 1
+    assert set(info["online_reward"]) == {"events", "mean", "ci95"}
+
+
+def test_health_readiness_metrics_and_docs(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200
+    assert "content" in ready.json()["apps"]
+    _decide(http, "send_time", 1)
+    time.sleep(1.2)  # gauges refresh every second
+    text = http.get("/metrics").text
+    for name in (
+        "banditrec_decisions_total",
+        "banditrec_rewards_total",
+        "banditrec_errors_total",
+        "banditrec_model_version",
+        "banditrec_exploration_rate",
+        "banditrec_join_lag_seconds",
+        "banditrec_learner_lag_events",
+        "banditrec_request_seconds",
+    ):
+        assert name in text, name
+    assert 'banditrec_decisions_total{app="send_time",mode="online"}' in text
+    assert "swagger" in http.get("/docs").text.lower()
+    schema = http.get("/openapi.json").json()
+    assert "/v1/apps/{app}/decisions:batch" in schema["paths"]
+    assert "DecisionRequest" in schema["components"]["schemas"]

@@ -151,6 +151,8 @@ def test_bad_decision_requests_are_4xx_naming_the_problem(
     r = _post(banditrec_service, DECIDE, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     assert needle in r.text
+    if status == 422:  # every problem points somewhere: a field, or the body as a whole
+        assert all(d["loc"] for d in r.json()["detail"]), r.text
 
 
 def test_limits_on_actions_features_batch_and_body(banditrec_service: ServiceUnderTest) -> None:

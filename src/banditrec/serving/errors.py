@@ -61,7 +61,8 @@ def validation_detail(exc: ValidationError, prefix: Sequence[Any] = ()) -> list[
     out = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         msg = err["msg"].removeprefix("Value error, ")
-        out.append({"loc": _path([*prefix, *err["loc"]]), "msg": msg})
+        # a check of the request as a whole has no field path: say so instead of ""
+        out.append({"loc": _path([*prefix, *err["loc"]]) or "body", "msg": msg})
     return out
 
 

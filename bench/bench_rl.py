@@ -26,7 +26,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -39,12 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import per_call, us
 
 ENV = "banditrec/EngagementJourney-v0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def journey_bodies(n: int) -> list[dict[str, Any]]:
@@ -77,18 +70,10 @@ def journey_bodies(n: int) -> list[dict[str, Any]]:
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
     files = Path(tempfile.mkdtemp(prefix="brrl-", dir="/tmp"))
-    os.environ.update(
-        {
-            "RAY_SERVE_ENABLE_HA_PROXY": "1",
-            "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(files / "haproxy.cfg"),
-            "RAY_SERVE_HAPROXY_SOCKET_PATH": str(files / "admin.sock"),
-            "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(files / "metrics.sock"),
-            "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(files),
-            "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
-            "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-            "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        }
-    )
+    from banditrec.eventlog.server import free_port
+    from banditrec.serving.runner import haproxy_env
+
+    os.environ.update(haproxy_env(files))
     import httpx
     import ray
     from ray import serve

@@ -224,7 +224,7 @@ class BanditEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         batch = self._require_reset()
-        index = self._action_index(action, batch.n_actions)
+        index = action_index(action, batch.n_actions)
         reward = float(batch._draw_rewards(np.array([index]), self._rewards_rng)[0])
         q = batch.expected_rewards[0]
         self._after_step(batch, index, reward)
@@ -244,18 +244,6 @@ class BanditEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._current is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         return self._current
-
-    @staticmethod
-    def _action_index(action: Any, k: int) -> int:
-        try:
-            index = int(action)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"action must be an action index in [0, {k}), got {action!r}"
-            ) from None
-        if not 0 <= index < k or index != action:
-            raise ValueError(f"action must be an action index in [0, {k}), got {action!r}")
-        return index
 
     @staticmethod
     def _info(batch: BanditBatch) -> dict[str, Any]:
@@ -313,3 +301,14 @@ def make_params(cls: type[P], params: Mapping[str, Any]) -> P:
     # lists (from JSON or YAML) stand for the tuple settings
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     return cls(**values)
+
+
+def action_index(action: Any, k: int) -> int:
+    """The action as an index in [0, k); anything else is refused with what was expected."""
+    try:
+        index = int(action)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be an action index in [0, {k}), got {action!r}") from None
+    if not 0 <= index < k or index != action:
+        raise ValueError(f"action must be an action index in [0, {k}), got {action!r}")
+    return index

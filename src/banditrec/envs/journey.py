@@ -31,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from .base import ActionSpec, check_params, make_params, sigmoid
+from .base import ActionSpec, action_index, check_params, make_params, sigmoid
 
 CHANNELS = ("email", "push", "sms")
 CONTENTS = ("tip", "offer")
@@ -244,15 +244,7 @@ class EngagementJourneyEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._state is None or self._done:
             raise RuntimeError("the journey is over (or never started): call reset()")
-        k = len(ACTION_IDS)
-        try:
-            index = int(action)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"action must be an action index in [0, {k}), got {action!r}"
-            ) from None
-        if not 0 <= index < k or index != action:
-            raise ValueError(f"action must be an action index in [0, {k}), got {action!r}")
+        index = action_index(action, len(ACTION_IDS))
         reward, expected, churned = self.dynamics.step(
             self._state, np.array([index]), self.np_random
         )

@@ -131,3 +131,28 @@ def test_a_record_that_is_not_json_is_refused(
     _, fine = engine.decide_logged(make_requests(1, seed=1)[0])
     assert event_log.log_decisions(app_name, fine) == [None]
     assert event_log.stats(app_name)["decisions"] == 1
+
+
+def test_a_record_that_is_not_json_fails_only_its_own_caller(
+    event_log: EventLog, app_name: str, engine: DecisionEngine
+) -> None:
+    """Callers group-committed into one pipeline: a bad record fails its caller alone. Records
+    before it in the same call (earlier chunks) may already be logged, which is harmless: they
+    are real decisions, and logging them again is a no-op."""
+    from banditrec.eventlog.log import _DECISION_CHUNK, _group_by_event, _Job
+
+    def records(n: int, seed: int) -> list[dict]:
+        return [r for req in make_requests(n, seed=seed) for r in engine.decide_logged(req)[1]]
+
+    good = records(30, seed=1)
+    long_bad = records(_DECISION_CHUNK + 10, seed=2)
+    long_bad[-1]["_banditrec"]["extra"] = {1, 2}
+    jobs = [_Job(app_name, r, _group_by_event(app_name, r)) for r in (good, long_bad)]
+    event_log._write_decisions(jobs)
+    assert jobs[0].error is None and jobs[0].result == [None] * 30
+    assert isinstance(jobs[1].error, ValueError)
+    assert "cannot be serialized" in str(jobs[1].error)
+    # the good caller and the bad caller's records before the bad chunk; nothing else
+    stats = event_log.stats(app_name)
+    assert 30 <= stats["decisions"] <= 30 + _DECISION_CHUNK + 9
+    assert event_log.get_decision(app_name, long_bad[-1]["EventId"]) is None

@@ -224,3 +224,23 @@ def test_workers_ride_out_an_outage(restartable_redis: EmbeddedRedis, tmp_path: 
     stats = log.stats(APP)
     assert stats["decisions"] == stats["rewards"] == stats["joined"] == stats["learned"] == 600
     log.close()
+
+
+def test_a_resend_after_a_broken_connection_replays_every_call_taken() -> None:
+    """Script calls are built lazily while the pipeline streams; a resend must carry the
+    calls the broken pass had already taken (sent or not), then the rest, each once."""
+    from banditrec.eventlog.scripts import _Replayable
+
+    built: list[int] = []
+
+    def calls():
+        for i in range(4):
+            built.append(i)
+            yield ("log_decisions", [], [i])
+
+    taken = _Replayable(calls())
+    first = iter(taken)
+    next(first), next(first)  # the connection breaks while the second call is sent
+    assert [c[2][0] for c in taken] == [0, 1, 2, 3]
+    assert built == [0, 1, 2, 3]  # each call built once
+    assert [c[2][0] for c in taken.calls] == [0, 1, 2, 3]

@@ -37,7 +37,7 @@ from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
 from .keys import APPS_KEY, UNKNOWN_APP_ORPHANS_KEY, UNKNOWN_APP_STATS_KEY, AppKeys, check_app_name
 from .records import joined_record, stream_id_tuple
 from .registry import ModelRecord, ModelRegistry
-from .scripts import Scripts
+from .scripts import Call, Scripts
 from .settings import EventLogSettings
 from .spool import Spool, SpoolFullError
 
@@ -75,24 +75,51 @@ class _Job:
     app: str
     records: list[dict[str, Any]]
     events: list[list[dict[str, Any]]]  # records grouped by event, in order
-    args: list[list[Any]]  # each event's script arguments (serialized by the caller's thread)
     result: list[dict[str, Any] | None] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
 
 
-def _event_args(event: list[dict[str, Any]]) -> list[Any]:
-    """The log script's arguments for one event: id, time, deferred, then slot and bytes per record."""
-    meta = event[0][META_KEY]
-    args: list[Any] = [
-        meta["event_id"],
-        repr(float(meta["decided_at"])),
-        "1" if meta.get("deferred") else "0",
-        len(event),
-    ]
-    for rec in event:
-        args += [rec[META_KEY].get("slot") or "", orjson.dumps(rec)]
-    return args
+def _log_call(app: str, events: list[list[dict[str, Any]]], now: str, *, replay: bool) -> Call:
+    """One log script call storing `events` (each the records of one decision, one per slot).
+
+    Per event the script takes its id, decision time, deferred flag and record count, then
+    each record's slot and DSJson bytes. Raises TypeError/ValueError for a record that is not
+    JSON.
+    """
+    k = AppKeys(app)
+    keys = [k.pending, k.stats, k.rules, k.early_due, k.orphans]
+    args: list[Any] = [now, "1" if replay else "0"]
+    ev_prefix, early_prefix = k.event(""), k.early("")
+    dumps = orjson.dumps
+    for event in events:
+        meta = event[0][META_KEY]
+        event_id = meta["event_id"]
+        keys += (ev_prefix + event_id, early_prefix + event_id)
+        args += (
+            event_id,
+            repr(float(meta["decided_at"])),
+            "1" if meta.get("deferred") else "0",
+            len(event),
+        )
+        for rec in event:
+            args += (rec[META_KEY].get("slot") or "", dumps(rec))
+    return "log_decisions", keys, args
+
+
+def _serializable(chunk: list[tuple[_Job, list[dict[str, Any]]]]) -> list[tuple[_Job, Any]]:
+    """The events of `chunk` that are JSON; the job of any other one fails with a ValueError."""
+    kept = []
+    for job, event in chunk:
+        if job.error is not None:
+            continue
+        try:
+            orjson.dumps(event)
+        except (TypeError, ValueError) as exc:
+            job.error = ValueError(f"decision record cannot be serialized: {exc}")
+            continue
+        kept.append((job, event))
+    return [(job, event) for job, event in kept if job.error is None]
 
 
 def _group_by_event(app: str, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -202,12 +229,7 @@ class EventLog:
         if not records:
             return []
         check_app_name(app)
-        events = _group_by_event(app, records)
-        try:
-            args = [_event_args(event) for event in events]
-        except (TypeError, ValueError) as exc:  # orjson: a value that is not JSON
-            raise ValueError(f"decision record cannot be serialized: {exc}") from exc
-        job = _Job(app, records, events, args)
+        job = _Job(app, records, _group_by_event(app, records))
         with self._queue_lock:
             self._queue.append(job)
         with self._write_lock:
@@ -222,16 +244,7 @@ class EventLog:
     def _write_decisions(self, batch: list[_Job]) -> None:
         try:
             if not self._spool_jobs(batch, only_if_spooling=True):
-                items = [(job, i) for job in batch for i in range(len(job.events))]
-                chunks = list(_runs(items, lambda item: item[0].app))
-                now = repr(time.time())
-                calls = [
-                    self._log_call(c[0][0].app, [job.args[i] for job, i in c], now, replay=False)
-                    for c in chunks
-                ]
-                results = self.scripts.execute(calls)
-                for chunk, res in zip(chunks, results, strict=True):
-                    _settle_decisions([(job, job.events[i]) for job, i in chunk], res)
+                self._stream_decisions(batch)
         except UNAVAILABLE as exc:
             self._enter_outage(exc)
             try:
@@ -244,18 +257,29 @@ class EventLog:
             for job in batch:
                 job.done = True
 
-    def _log_call(
-        self, app: str, events: list[list[Any]], now: str, *, replay: bool
-    ) -> tuple[str, list[str], list[Any]]:
-        """One script call storing `events` (each given by its `_event_args`)."""
-        k = AppKeys(app)
-        keys = [k.pending, k.stats, k.rules, k.early_due, k.orphans]
-        args: list[Any] = [now, "1" if replay else "0"]
-        for event_args in events:
-            event_id = event_args[0]
-            keys += [k.event(event_id), k.early(event_id)]
-            args += event_args
-        return "log_decisions", keys, args
+    def _stream_decisions(self, batch: list[_Job]) -> None:
+        """One pipeline of script calls, each serialized only when its turn comes, so Redis
+        stores one chunk while the next is being serialized."""
+        now = repr(time.time())
+        items = [(job, event) for job in batch for event in job.events]
+        sent: list[list[tuple[_Job, list[dict[str, Any]]]]] = []  # the events of each call
+
+        def calls() -> Iterator[Call]:
+            for chunk in _runs(items, lambda item: item[0].app, _DECISION_CHUNK):
+                chunk = [item for item in chunk if item[0].error is None]
+                try:
+                    call = _log_call(chunk[0][0].app, [ev for _, ev in chunk], now, replay=False)
+                except (TypeError, ValueError):  # orjson: a value that is not JSON
+                    chunk = _serializable(chunk)
+                    if not chunk:
+                        continue
+                    call = _log_call(chunk[0][0].app, [ev for _, ev in chunk], now, replay=False)
+                sent.append(chunk)
+                yield call
+
+        results = self.scripts.execute(calls())
+        for chunk, res in zip(sent, results, strict=True):
+            _settle_decisions(chunk, res)
 
     @_unavailable_as_error
     def get_records(self, app: str, event_id: str) -> list[dict[str, Any]]:
@@ -547,6 +571,15 @@ class EventLog:
         self._start_flusher()
 
     def _spool_jobs(self, batch: list[_Job], *, only_if_spooling: bool) -> bool:
+        if only_if_spooling and not self._spooling:
+            return False
+        for job in batch:  # a record that is not JSON fails its own caller, not the segment
+            if job.error is None:
+                try:
+                    orjson.dumps(job.events)
+                except (TypeError, ValueError) as exc:
+                    job.error = ValueError(f"decision record cannot be serialized: {exc}")
+        batch = [job for job in batch if job.error is None]
         entries = [{"k": "d", "app": job.app, "rec": ev} for job in batch for ev in job.events]
         if not self._spool_entries(entries, only_if_spooling=only_if_spooling):
             return False
@@ -635,8 +668,7 @@ class EventLog:
         for run in runs:
             kind, app = run[0]["k"], run[0]["app"]
             if kind == "d":
-                events = [_event_args(e["rec"]) for e in run]
-                calls.append(self._log_call(app, events, now, replay=True))
+                calls.append(_log_call(app, [e["rec"] for e in run], now, replay=True))
             elif kind == "r":
                 calls.append(self._reward_call(run, now))
             else:
@@ -711,6 +743,11 @@ def _runs(items: list[T], key: Callable[[T], Any], limit: int = 200) -> Iterator
         run.append(item)
     if run:
         yield run
+
+
+# Events per script call of the decision log: small enough that Redis starts on the first
+# chunk soon, large enough that the per-call work (rules, counters) stays negligible.
+_DECISION_CHUNK = 100
 
 
 def _fail(batch: list[_Job], error: BaseException) -> None:

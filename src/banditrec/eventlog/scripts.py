@@ -15,9 +15,10 @@ Event hash fields (`br:{app}:ev:<event_id>`), per slot `<s>` ('' for a single-sl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import hiredis
 from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -414,6 +415,9 @@ _SOURCES: dict[str, str] = {
     "release_lease": RELEASE_LEASE,
 }
 
+# One script call: the script's name, its KEYS and its ARGV.
+Call = tuple[str, Sequence[Any], Sequence[Any]]
+
 
 class Scripts:
     """Runs the scripts by SHA, loading them again when the server forgot them (a restart)."""
@@ -441,39 +445,45 @@ class Scripts:
         except ResponseError as exc:  # like a pipeline's raise_on_error=False
             return exc
 
-    def execute(self, calls: list[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    def execute(self, calls: Iterable[Call]) -> list[Any]:
         """Run calls in one pipeline; their results (or ResponseErrors) in order.
 
-        Each call is sent as soon as it is packed, so Redis runs one call while the next is
-        being packed, and the replies are read at the end. A call answered NOSCRIPT did not
-        run: it runs again after the scripts are loaded. On a broken connection the whole
-        batch is sent once more (every script is idempotent) before the error is raised; a
-        timeout is not retried (Redis may be overloaded: the caller spools instead).
-        redis-py's cluster pipelines refuse EVALSHA: on a cluster the calls (each one a batch
-        already) run one by one, each routed to the node owning its hash tag.
+        `calls` may be a generator: each call is built, packed and sent in turn, so Redis runs
+        one call while the next is still being built, and the replies are read at the end. A
+        call answered NOSCRIPT did not run: it runs again after the scripts are loaded. On a
+        broken connection the whole batch is sent once more (every script is idempotent)
+        before the error is raised; a timeout is not retried (Redis may be overloaded: the
+        caller spools instead). redis-py's cluster pipelines refuse EVALSHA: on a cluster the
+        calls (each one a batch already) run one by one, each routed to the node owning its
+        hash tag.
         """
         if isinstance(self.client, RedisCluster):
             return [self._call_capturing(*call) for call in calls]
+        taken = _Replayable(calls)
         try:
-            results = self._stream(calls)
+            results = self._stream(taken)
         except RedisConnectionError:  # a stale connection (e.g. Redis restarted): once more
-            results = self._stream(calls)
+            results = self._stream(taken)
         again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if again:
             self.load()
-            for i, r in zip(again, self._stream([calls[i] for i in again]), strict=True):
+            for i, r in zip(again, self._stream([taken.calls[i] for i in again]), strict=True):
                 results[i] = r
         return results
 
-    def _stream(self, calls: list[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    def _stream(self, calls: Iterable[Call]) -> list[Any]:
         pool = self.client.connection_pool
         conn = pool.get_connection()
         try:
+            sent = 0
             for name, keys, args in calls:
-                packed = conn.pack_command("EVALSHA", self.sha[name], len(keys), *keys, *args)
-                conn.send_packed_command(packed, check_health=False)
+                # hiredis packs the whole command in C; redis-py's own packer first walks
+                # every argument in Python, which costs as much as the packing itself.
+                packed = hiredis.pack_command(("EVALSHA", self.sha[name], len(keys), *keys, *args))
+                conn.send_packed_command([packed], check_health=False)
+                sent += 1
             results: list[Any] = []
-            for _ in calls:
+            for _ in range(sent):
                 try:
                     results.append(conn.read_response())
                 except ResponseError as exc:
@@ -484,3 +494,18 @@ class Scripts:
             raise
         finally:
             pool.release(conn)
+
+
+class _Replayable:
+    """Calls from an iterable, which can be iterated again: a second pass first replays every
+    call the earlier passes took (a resend after a broken connection), then goes on."""
+
+    def __init__(self, calls: Iterable[Call]) -> None:
+        self.calls: list[Call] = []
+        self._rest = iter(calls)
+
+    def __iter__(self) -> Iterator[Call]:
+        yield from list(self.calls)
+        for call in self._rest:
+            self.calls.append(call)
+            yield call

@@ -179,7 +179,7 @@ def phase(path: str, args: argparse.Namespace) -> dict:
 
     from banditrec.eventlog import EmbeddedRedis, EventLog, connect
     from banditrec.serving.auth import create_key
-    from banditrec.serving.deployment import INGRESS_ENV, deploy
+    from banditrec.serving.deployment import INGRESS_ENV, INGRESS_LOGGING, deploy
     from banditrec.serving.runner import wait_ready
     from banditrec.serving.settings import ServiceSettings
 
@@ -190,10 +190,10 @@ def phase(path: str, args: argparse.Namespace) -> dict:
         await request.body()
         return Response(b'{"ok":true}', media_type="application/json")
 
-    # Deployed exactly as the Ingress is (access log off, user code on the replica's loop).
+    # Deployed exactly as the Ingress is (same logging, user code on the replica's loop).
     @serve.deployment(
         max_ongoing_requests=256,
-        logging_config={"enable_access_log": False},
+        logging_config=INGRESS_LOGGING,
         ray_actor_options={"num_cpus": 0.25, "runtime_env": {"env_vars": INGRESS_ENV}},
     )
     @serve.ingress(noop_api)

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from banditrec.pmf import apply_floor, mix_uniform, normalize, ranking_order
+from banditrec.pmf import (
+    apply_floor,
+    floored,
+    mix_uniform,
+    mixed_uniform,
+    normalize,
+    normalized,
+    ranking_order,
+    sum_like_numpy,
+)
 from banditrec.sampling import draw, event_seed, uniform01
 
 pmfs = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=40).map(np.asarray)
@@ -43,6 +52,50 @@ def test_mix_uniform():
 
 def test_ranking_puts_chosen_first_then_by_probability():
     assert ranking_order(np.array([0.1, 0.6, 0.3]), 2) == [2, 1, 0]
+
+
+# The decision path shapes pmfs on lists of floats; served probabilities and logged
+# records must be bit-for-bit what the numpy forms give, so equality here is exact.
+raw_pmfs = st.lists(
+    st.one_of(
+        st.floats(0.0, 1.0),
+        st.floats(1e-300, 1e300),
+        st.sampled_from([0.0, -0.0, -1.0, float("nan"), float("inf"), 1e-17, 1.0 / 3.0]),
+    ),
+    min_size=1,
+    max_size=300,
+)
+
+
+def test_sum_like_numpy_is_numpys_sum_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 140), 255, 256, 257, 1000]:
+        for scale in (1.0, 1e-3, 1e6):
+            a = rng.random(n) ** 3 * scale
+            assert sum_like_numpy(a.tolist()) == float(a.sum()), n
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw_pmfs, st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_list_forms_equal_the_numpy_forms_bit_for_bit(raw, epsilon, floor):
+    def same(q: list[float], p: np.ndarray) -> bool:
+        return np.array(q).tobytes() == p.tobytes()  # bits: tells 0.0 from -0.0
+
+    p = normalize(np.asarray(raw))
+    q = normalized(raw)
+    assert same(q, p)
+    p, q = mix_uniform(p, epsilon), mixed_uniform(q, epsilon)
+    assert same(q, p)
+    p, q = apply_floor(p, floor), floored(q, floor)
+    assert same(q, p)
+    chosen = len(q) // 2
+    assert ranking_order(q, chosen) == ranking_order(p, chosen)
+    rest = [int(i) for i in np.argsort(-p, kind="stable") if i != chosen]
+    assert ranking_order(q, chosen) == [chosen, *rest]
+
+
+def test_ranking_ties_keep_offered_order():
+    assert ranking_order([0.25, 0.25, 0.5, 0.0, 0.0], 4) == [4, 2, 0, 1, 3]
 
 
 def test_event_seed_is_stable_and_separates_apps_events_and_slots():

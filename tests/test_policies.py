@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import vowpal_wabbit_next as vw
 
 from banditrec import AppConfig, DecisionEngine, FeatureSet, Interaction, load_policy, make_policy
 from banditrec.config import FixedConfig, UniformConfig
+from banditrec.pmf import apply_floor, normalize
 from banditrec.sampling import event_seed
 
 from .synthetic import UNIFORM_VALUE, request, run_online
@@ -137,3 +139,46 @@ def test_thompson_beta_rejects_rewards_outside_unit_interval():
     x = FeatureSet.build({}, [("a", {})])
     with pytest.raises(ValueError, match=r"rewards in \[0, 1\]"):
         policy.learn(Interaction(x, 0, 1.0, 5.0))
+
+
+@pytest.mark.parametrize("explorer", ["epsilon", "softmax", "bag", "squarecb"])
+def test_vw_direct_predict_equals_the_public_parse_and_predict(explorer):
+    # VWPolicy skips vowpal_wabbit_next's per-example wrappers and label checks; the
+    # probabilities must be exactly those of the public parse_json + predict_one.
+    e = engine({"kind": "vw", "explorer": VW_EXPLORERS[explorer], "interactions": ["ui"]})
+    run_online(e, 300, seed=7)
+    policy = e.policy
+    ws = policy.workspace
+    parser = vw.JsonFormatParser(ws)
+    for i in range(30):
+        (x,) = e.features(request(40_000 + i, i % 4)).values()
+        expected = np.zeros(len(x))
+        for index, prob in ws.predict_one(parser.parse_json(x.vw_json())):
+            expected[index] = prob
+        assert policy.probabilities(x, 0) == expected.tolist()
+        np.testing.assert_array_equal(policy.pmf(x, 0), expected)
+
+
+def test_engine_pmf_is_the_numpy_shaping_of_the_policy_pmf():
+    # the decision path shapes pmfs on lists; it must serve exactly what the ndarray
+    # functions give for the same policy output
+    e = engine(CONTEXTUAL["vw-softmax"], min_probability=0.05)
+    run_online(e, 300, seed=8)
+    for i in range(30):
+        req = request(50_000 + i, i % 4)
+        (x,) = e.features(req).values()
+        seed = event_seed(0, req.event_id)
+        expected = apply_floor(normalize(e.policy.pmf(x, seed)), 0.05)
+        assert e.pmf(x, seed).tobytes() == expected.tobytes()
+        _, (choice,) = e.choose(req)
+        assert choice.pmf.tobytes() == expected.tobytes()
+        assert choice.probabilities == expected.tolist()
+
+
+def test_vw_falls_back_to_the_public_path_without_the_native_calls(monkeypatch):
+    cfg = AppConfig(policy={"kind": "vw"}).policy
+    x = FeatureSet.build({"u": {"a": 1}}, [("a", {"f": {"g": 1}}), ("b", {"f": {"b": 1}})])
+    direct = make_policy(cfg).probabilities(x, 0)
+    monkeypatch.setattr(vw, "_core", None)  # the public parser keeps its own reference
+    fallback = make_policy(cfg)
+    assert fallback.probabilities(x, 0) == direct

@@ -8,7 +8,7 @@ file of these records is read by VW as-is (`vw --cb_explore_adf --dsjson`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ def build_record(
     app: str,
     event_id: str,
     features: FeatureSet,
-    pmf: np.ndarray,
+    pmf: np.ndarray | Sequence[float],
     order: list[int],
     model_version: int,
     policy: str,
@@ -39,13 +39,19 @@ def build_record(
     """The pending record of a served decision: no reward (no `_label_cost`) yet."""
     now = time.time() if now is None else now
     chosen = order[0]
+    # Python floats, whatever `pmf` holds (one conversion for a float64 array).
+    probs = (
+        pmf.tolist()
+        if isinstance(pmf, np.ndarray) and pmf.dtype == np.float64
+        else [float(v) for v in pmf]
+    )
     return {
-        "_label_probability": float(pmf[chosen]),
+        "_label_probability": probs[chosen],
         "_label_Action": chosen + 1,
         "_labelIndex": chosen,
         "a": [i + 1 for i in order],
         "c": features.dsjson_c(),
-        "p": [float(pmf[i]) for i in order],
+        "p": [probs[i] for i in order],
         "EventId": event_id if slot is None else f"{event_id}/{slot}",
         "Timestamp": iso_timestamp(now),
         "_skipLearn": deferred,

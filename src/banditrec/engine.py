@@ -10,7 +10,7 @@ never inside one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,16 @@ class _Served:
     config: AppConfig
     policies: dict[str | None, Policy]
     version: int
+    # Per-slot settings the decision path reads on every request, derived once per config.
+    action_id_feature: dict[str | None, bool] = field(init=False)
+    policy_names: dict[str | None, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        slots = self.config.slot_policies()
+        ids = {slot: getattr(cfg, "action_id_feature", True) for slot, cfg in slots.items()}
+        names = {slot: _policy_name(cfg) for slot, cfg in slots.items()}
+        object.__setattr__(self, "action_id_feature", ids)
+        object.__setattr__(self, "policy_names", names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,7 @@ class SlotChoice:
     features: FeatureSet
     pmf: np.ndarray
     order: list[int]
+    probabilities: list[float]  # `pmf` as floats, for the response and the log record
 
     @property
     def chosen(self) -> int:
@@ -118,14 +129,14 @@ class DecisionEngine:
     # --- decision path ------------------------------------------------------------
 
     def features(self, request: DecisionRequest) -> dict[str | None, FeatureSet]:
-        cfg = self._served.config.slot_policies()
+        id_features = self._served.action_id_feature
         if request.actions is not None:
             groups: list[tuple[str | None, list]] = [(None, request.actions)]
         else:
             groups = [(s.id, s.actions) for s in request.slots or []]
         out = {}
         for slot, actions in groups:
-            id_feature = getattr(cfg.get(slot), "action_id_feature", True)
+            id_feature = id_features.get(slot, True)
             out[slot] = FeatureSet.build(
                 request.context, [(a.id, a.features) for a in actions], action_id_feature=id_feature
             )
@@ -141,17 +152,27 @@ class DecisionEngine:
         served: _Served | None = None,
     ) -> np.ndarray:
         """The final pmf this app serves for `x`: mode, per-request exploration, floor."""
-        served = served or self._served
+        return np.array(self._probabilities(x, seed, slot, exploration, served or self._served))
+
+    @staticmethod
+    def _probabilities(
+        x: FeatureSet,
+        seed: int,
+        slot: str | None,
+        exploration: ExplorationOverride | None,
+        served: _Served,
+    ) -> list[float]:
+        """`pmf` as a list of floats: pure Python is cheaper than numpy at this size."""
         cfg = served.config
         policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
-        p = pmf_ops.normalize(policy.pmf(x, seed))
+        p = pmf_ops.normalized(policy.probabilities(x, seed))
         floor = cfg.min_probability
         if exploration is not None:
             if exploration.epsilon is not None:
-                p = pmf_ops.mix_uniform(p, exploration.epsilon)
+                p = pmf_ops.mixed_uniform(p, exploration.epsilon)
             if exploration.min_probability is not None:
                 floor = exploration.min_probability
-        return pmf_ops.apply_floor(p, floor)
+        return pmf_ops.floored(p, floor)
 
     def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
         return self.choose_features(request.event_id, self.features(request), request.exploration)
@@ -174,9 +195,10 @@ class DecisionEngine:
             if slot not in known:
                 raise UnknownSlotError(slot, [s for s in known if s is not None])
             seed = event_seed(served.config.seed, event_id, slot)
-            p = self.pmf(x, seed, slot=slot, exploration=exploration, served=served)
+            p = self._probabilities(x, seed, slot, exploration, served)
             chosen = draw(p, seed)
-            choices.append(SlotChoice(slot, x, p, pmf_ops.ranking_order(p, chosen)))
+            order = pmf_ops.ranking_order(p, chosen)
+            choices.append(SlotChoice(slot, x, np.array(p), order, p))
         return served, choices
 
     def decide(self, request: DecisionRequest) -> Decision:
@@ -194,10 +216,10 @@ class DecisionEngine:
                 app=cfg.name,
                 event_id=request.event_id,
                 features=c.features,
-                pmf=c.pmf,
+                pmf=c.probabilities,
                 order=c.order,
                 model_version=served.version,
-                policy=_policy_name(cfg, c.slot),
+                policy=served.policy_names[c.slot],
                 mode=cfg.mode,
                 slot=c.slot,
                 deferred=request.deferred,
@@ -248,8 +270,7 @@ def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
     return True
 
 
-def _policy_name(cfg: AppConfig, slot: str | None) -> str:
-    pol = cfg.slot_policies()[slot]
+def _policy_name(pol: PolicyConfig) -> str:
     if pol.kind == "vw":
         return f"vw:{pol.explorer.type}"
     return pol.kind
@@ -257,7 +278,7 @@ def _policy_name(cfg: AppConfig, slot: str | None) -> str:
 
 def _ranking(c: SlotChoice) -> list[RankedAction]:
     ids = c.features.action_ids
-    probs = c.pmf.tolist()
+    probs = c.probabilities
     return [RankedAction(ids[i], probs[i]) for i in c.order]
 
 

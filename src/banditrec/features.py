@@ -85,13 +85,13 @@ class FeatureSet:
         action_id_feature: bool = True,
     ) -> FeatureSet:
         """From a context and (action id, namespaced features) pairs."""
-        multi = []
-        for action_id, feats in actions:
-            a = dict(feats)
-            if action_id_feature and ACTION_ID_NAMESPACE not in a:
-                a[ACTION_ID_NAMESPACE] = {action_id: 1}
-            multi.append(a)
-        return cls(dict(context), multi, [a for a, _ in actions])
+        multi = [dict(feats) for _, feats in actions]
+        ids = [action_id for action_id, _ in actions]
+        if action_id_feature:
+            for a, action_id in zip(multi, ids, strict=True):
+                if ACTION_ID_NAMESPACE not in a:
+                    a[ACTION_ID_NAMESPACE] = {action_id: 1}
+        return cls(dict(context), multi, ids)
 
     @classmethod
     def from_dsjson_c(cls, c: Mapping[str, Any], action_ids: Sequence[str]) -> FeatureSet:

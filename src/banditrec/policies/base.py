@@ -30,6 +30,13 @@ class Policy(ABC):
     @abstractmethod
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray: ...
 
+    def probabilities(self, x: FeatureSet, seed: int) -> list[float]:
+        """`pmf` as a list of floats, for the decision path (which shapes it in pure Python).
+
+        A policy whose pmf is naturally a list overrides this to skip the array round trip.
+        """
+        return np.asarray(self.pmf(x, seed), dtype=np.float64).tolist()
+
     @abstractmethod
     def learn(self, it: Interaction) -> None: ...
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 import numpy as np
 import vowpal_wabbit_next as vw
@@ -24,14 +25,18 @@ class VWPolicy(Policy):
             vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
         )
         self._parser = vw.JsonFormatParser(self.workspace)
+        self._predict = _json_predictor(self.workspace, self._parser)
         self.n_learned = n_learned
 
     def _examples(self, x: FeatureSet) -> list[vw.Example]:
         return self._parser.parse_json(x.vw_json())
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
-        out = np.zeros(len(x))
-        for index, prob in self.workspace.predict_one(self._examples(x)):
+        return np.array(self.probabilities(x, seed))
+
+    def probabilities(self, x: FeatureSet, seed: int) -> list[float]:
+        out = [0.0] * len(x)
+        for index, prob in self._predict(x.vw_json()):
             out[index] = prob
         return out
 
@@ -50,3 +55,26 @@ class VWPolicy(Policy):
     @classmethod
     def from_bytes(cls, config: VWPolicyConfig, data: bytes) -> Self:
         return cls(config, model_data=data)
+
+
+def _json_predictor(
+    workspace: vw.Workspace, parser: vw.JsonFormatParser
+) -> Callable[[str], list[tuple[int, float]]]:
+    """VW's prediction for one JSON multi-line example, at the lowest per-call cost.
+
+    The public path (`parser.parse_json` + `workspace.predict_one`) wraps every parsed
+    example in a Python `Example` and then checks each one's label type against the
+    workspace's, one native call per example: for 10 actions that costs more than VW's
+    own parse and predict together (~25 µs against ~20 µs).
+    The check cannot fail here (the parser labels what it parses with this workspace's
+    label type), so the native parse and predict are called directly. They are private
+    to vowpal_wabbit_next (pinned < 0.8 in pyproject.toml); should they be missing, the
+    public path is used.
+    """
+    core: Any = getattr(vw, "_core", None)
+    parse = getattr(core, "_parse_line_json", None)
+    native = getattr(workspace, "_workspace", None)
+    if parse is None or native is None or not workspace.multiline:
+        return lambda text: workspace.predict_one(parser.parse_json(text))
+    predict = native.predict_multi_ex_one
+    return lambda text: predict(parse(native, text))

@@ -222,3 +222,11 @@ def test_health_readiness_metrics_and_docs(http: httpx.Client) -> None:
     schema = http.get("/openapi.json").json()
     assert "/v1/apps/{app}/decisions:batch" in schema["paths"]
     assert "DecisionRequest" in schema["components"]["schemas"]
+    for path, method in [
+        ("/v1/apps/{app}/decisions", "post"),
+        ("/v1/apps/{app}/decisions:batch", "post"),
+        ("/v1/apps/{app}/rewards", "post"),
+        ("/v1/apps/{app}", "get"),
+    ]:  # every route under an app documents the app path parameter exactly once
+        params = schema["paths"][path][method]["parameters"]
+        assert [p["name"] for p in params if p["in"] == "path"] == ["app"], (path, params)

@@ -70,9 +70,13 @@ def create_api(service: DecisionService) -> FastAPI:
         credential = credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
         service.keyring.authorize(credential, app, scope)
 
+    # The hot routes take the app from the path themselves: a typed path parameter costs
+    # FastAPI a validation step per request (~5% of a loaded replica's time); the app name
+    # is checked against the loaded apps anyway.
     @api.post("/v1/apps/{app}/decisions", **route_docs("decide"))
-    async def decide(app: str, request: Request) -> Response:
+    async def decide(request: Request) -> Response:
         started = time.perf_counter()
+        app = request.path_params["app"]
         authorize(request, app, "decide")
         decision = await service.decide(app, await read_body(request, limit))
         response = Response(orjson.dumps(decision), media_type=JSON)
@@ -80,8 +84,9 @@ def create_api(service: DecisionService) -> FastAPI:
         return response
 
     @api.post("/v1/apps/{app}/decisions:batch", **route_docs("decide_batch"))
-    async def decide_batch(app: str, request: Request) -> Response:
+    async def decide_batch(request: Request) -> Response:
         started = time.perf_counter()
+        app = request.path_params["app"]
         authorize(request, app, "decide")
         decisions = await service.decide_batch(app, await read_body(request, limit))
         response = _json({"decisions": decisions})
@@ -89,7 +94,8 @@ def create_api(service: DecisionService) -> FastAPI:
         return response
 
     @api.post("/v1/apps/{app}/rewards", **route_docs("rewards"))
-    async def rewards(app: str, request: Request) -> Response:
+    async def rewards(request: Request) -> Response:
+        app = request.path_params["app"]
         authorize(request, app, "reward")
         return _json(await service.rewards(app, await read_body(request, limit)))
 

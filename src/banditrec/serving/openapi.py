@@ -150,6 +150,7 @@ _AUTH = [{"ApiKeyHeader": []}, {"Bearer": []}]
 
 _ROUTES: dict[str, dict[str, Any]] = {
     "decide": {
+        "app_param": True,
         "summary": "Decide one impression (or one action per slot)",
         "body": _ref("DecisionRequest"),
         "ok": _ref("Decision"),
@@ -158,12 +159,14 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "logged the first time, so retries are safe.",
     },
     "decide_batch": {
+        "app_param": True,
         "summary": "Decide many impressions",
         "body": _ref("DecisionBatch"),
         "ok": _ref("DecisionBatchResult"),
         "errors": (400, 401, 403, 404, 413, 422, 503),
     },
     "rewards": {
+        "app_param": True,
         "summary": "Report one reward or many",
         "body": {"anyOf": [_ref("Reward"), _ref("RewardBatch")]},
         "ok": {"anyOf": [_ref("RewardOutcome"), _ref("RewardOutcomes")]},
@@ -216,6 +219,10 @@ def route_docs(name: str) -> dict[str, Any]:
         responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
     responses.update(spec.get("extra", {}))
     extra: dict[str, Any] = {}
+    if spec.get("app_param"):  # read from the path by the route itself (see app.py)
+        extra["parameters"] = [
+            {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
     if "body" in spec:
         extra["requestBody"] = {"required": True, "content": _content(spec["body"])}
     if not spec.get("open"):

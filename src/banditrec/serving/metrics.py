@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -72,9 +73,13 @@ class ServiceMetrics:
         # the GIL; `flush_exploration` swaps the dict out.
         self._exploration_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
         self._lock = threading.Lock()
+        self._decided: dict[tuple[str, str], Any] = {}
 
     def observe_decision(self, app: str, mode: str, top_probability: float) -> None:
-        self.decisions.labels(app, mode).inc()
+        counter = self._decided.get((app, mode))
+        if counter is None:  # labels() takes a lock and builds a key: once per app and mode
+            counter = self._decided[app, mode] = self.decisions.labels(app, mode)
+        counter.inc()
         acc = self._exploration_sums[app]
         acc[0] += 1.0 - top_probability
         acc[1] += 1

@@ -4,7 +4,7 @@ Layout and every reward outcome: docs/eventlog.md.
 """
 
 from .connection import connect, connect_or_start, is_cluster
-from .errors import EventLogUnavailable, ModelConflictError, UnknownAppError
+from .errors import ConfigChangedError, EventLogUnavailable, ModelConflictError, UnknownAppError
 from .keys import AppKeys
 from .log import EventLog, RewardOutcome
 from .registry import ModelRecord
@@ -14,6 +14,7 @@ from .spool import SpoolFullError
 
 __all__ = [
     "AppKeys",
+    "ConfigChangedError",
     "EmbeddedRedis",
     "EventLog",
     "EventLogSettings",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..config import AppConfig
+from .errors import ConfigChangedError, UnknownAppError
 from .keys import APPS_KEY, AppKeys, check_app_name
 from .scripts import Scripts
 from .settings import EventLogSettings
@@ -16,8 +18,11 @@ class ConfigStore:
         self.scripts = scripts
         self.settings = settings
 
-    def put(self, config: AppConfig) -> int:
-        """Store the config and the join rules the scripts read; returns the config version."""
+    def put(self, config: AppConfig, *, expected_version: int | None = None) -> int:
+        """Store the config and the join rules the scripts read; returns the config version.
+
+        With `expected_version`, only if the stored version is still that one (a
+        compare-and-set); raises ConfigChangedError otherwise."""
         app = check_app_name(config.name)
         k = AppKeys(app)
         s = self.settings
@@ -34,13 +39,41 @@ class ConfigStore:
             "keep_n": str(int(s.retention_max_len)),
             "keep_s": repr(float(s.retention_max_age_s)),
         }
-        args: list[Any] = [config.model_dump_json(by_alias=True), len(rules)]
+        expected = "" if expected_version is None else str(int(expected_version))
+        args: list[Any] = [expected, config.model_dump_json(by_alias=True), len(rules)]
         for pairs in (rules, retention_defaults):
             for name, value in pairs.items():
                 args += [name, value]
         version = int(self.scripts.call("put_config", [k.config, k.config_version, k.rules], args))
+        if version < 0:
+            raise ConfigChangedError(app, expected_version)
         self.client.sadd(APPS_KEY, app)
         return version
+
+    def get_versioned(self, app: str) -> tuple[AppConfig | None, int]:
+        """The config and its version, read together (one hash tag: legal on a cluster)."""
+        k = AppKeys(check_app_name(app))
+        data, version = self.client.mget(k.config, k.config_version)
+        config = None if data is None else AppConfig.model_validate_json(data)
+        return config, int(version or 0)
+
+    def update(
+        self, app: str, change: Callable[[AppConfig], AppConfig], *, attempts: int = 20
+    ) -> AppConfig:
+        """Apply `change` to the stored config and store the result, as one compare-and-set:
+        when another writer got in between, read again and apply `change` again, so two
+        concurrent updates of different fields both hold."""
+        for _ in range(attempts):
+            current, version = self.get_versioned(app)
+            if current is None:
+                raise UnknownAppError(app)
+            updated = change(current)
+            try:
+                self.put(updated, expected_version=version)
+            except ConfigChangedError:
+                continue
+            return updated
+        raise ConfigChangedError(app, None)
 
     def get(self, app: str) -> AppConfig | None:
         data = self.client.get(AppKeys(check_app_name(app)).config)

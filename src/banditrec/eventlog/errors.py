@@ -37,3 +37,12 @@ class ModelConflictError(RuntimeError):
         )
         self.expected = expected
         self.current = current
+
+
+class ConfigChangedError(RuntimeError):
+    """The app's config changed between reading it and writing it back (a concurrent update)."""
+
+    def __init__(self, app: str, expected: int | None) -> None:
+        where = f"from version {expected}" if expected is not None else "on every attempt"
+        super().__init__(f"app {app!r}: the config changed under this update ({where})")
+        self.app = app

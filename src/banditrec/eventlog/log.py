@@ -182,6 +182,11 @@ class EventLog:
         return self.configs.put(config)
 
     @_unavailable_as_error
+    def update_config(self, app: str, change: Callable[[AppConfig], AppConfig]) -> AppConfig:
+        """Apply `change` to the stored config as a compare-and-set (see ConfigStore.update)."""
+        return self.configs.update(check_app_name(app), change)
+
+    @_unavailable_as_error
     def get_config(self, app: str) -> AppConfig | None:
         return self.configs.get(app)
 

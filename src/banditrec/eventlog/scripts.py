@@ -320,15 +320,20 @@ return moved
 """
 
 # KEYS: config, config_version, rules
-# ARGV: config json, then rule name/value pairs; retention pairs are set only when absent
+# ARGV: expected version ('' for any), config json, number of rule pairs, then rule
+#       name/value pairs; the retention pairs after them are set only when absent.
+# Returns the new version, or -1 when the stored version is not the expected one.
 PUT_CONFIG = r"""
-redis.call('SET', KEYS[1], ARGV[1])
-local version = redis.call('INCR', KEYS[2])
-local n_rules = tonumber(ARGV[2])
-for i = 0, n_rules - 1 do
-  redis.call('HSET', KEYS[3], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+if ARGV[1] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then
+  return -1  -- changed since the caller read it: the caller reads it again
 end
-for i = 3 + 2 * n_rules, #ARGV, 2 do
+redis.call('SET', KEYS[1], ARGV[2])
+local version = redis.call('INCR', KEYS[2])
+local n_rules = tonumber(ARGV[3])
+for i = 0, n_rules - 1 do
+  redis.call('HSET', KEYS[3], ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+end
+for i = 4 + 2 * n_rules, #ARGV, 2 do
   redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 return version

@@ -142,6 +142,7 @@ _ERRORS = {
     401: "No API key, or not a valid one.",
     403: "The key is not valid for this app or lacks the scope.",
     404: "No such app (or event).",
+    409: "The config kept changing under this update (concurrent updates); send it again.",
     413: "The body exceeds the size limit.",
     422: "The body does not validate; `detail` names each field and what to fix.",
     503: "The event log cannot be reached; nothing was recorded.",
@@ -187,7 +188,7 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "summary": "Change an app live (exploration, mode, ...) or roll its model back",
         "body": _ref("AppPatch"),
         "ok": _ref("AppInfo"),
-        "errors": (400, 401, 403, 404, 413, 422, 503),
+        "errors": (400, 401, 403, 404, 409, 413, 422, 503),
     },
     "healthz": {"summary": "Liveness", "ok": _ref("Health"), "errors": (), "open": True},
     "readyz": {

@@ -23,7 +23,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..engine import DecisionEngine, UnknownSlotError
 from ..eventlog import EventLog
-from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
+from ..eventlog.errors import (
+    UNAVAILABLE,
+    ConfigChangedError,
+    EventLogUnavailable,
+    UnknownAppError,
+)
 from ..learner import ModelWatcher
 from ..schema import Decision, DecisionRequest, Reward
 from .auth import KeyRing, read_keys_file
@@ -323,6 +328,10 @@ class DecisionService:
             return await asyncio.to_thread(fn, *args)
         except UNAVAILABLE_ERRORS as exc:
             raise ApiError(503, "event log unavailable", [str(exc)]) from None
+        except ConfigChangedError as exc:
+            raise ApiError(409, "conflict", [str(exc)]) from None
+        except UnknownAppError as exc:  # deleted from Redis since this replica loaded it
+            raise ApiError(404, "unknown app", [{"loc": "app", "msg": str(exc)}]) from None
 
     def _info(self, app: str) -> dict[str, Any]:
         rt = self.runtime(app)
@@ -357,10 +366,8 @@ class DecisionService:
                 "invalid request",
                 [{"loc": ROLLBACK_FIELD, "msg": "a model version: an integer ≥ 1"}],
             )
-        if patch:
-            current = self.log.get_config(app) or rt.engine.config
-            config = patched_config(current, patch)
-            self.log.put_config(config)
+        if patch:  # a compare-and-set: concurrent PATCHes of different fields both hold
+            self.log.update_config(app, lambda current: patched_config(current, patch))
         if rollback is not None:
             known = {m.version for m in self.log.list_models(app)}
             if rollback not in known:

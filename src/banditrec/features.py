@@ -9,8 +9,10 @@ same structure into a fixed dimension.
 
 from __future__ import annotations
 
+import itertools
+import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,49 +23,112 @@ ACTION_ID_NAMESPACE = "id"
 _CROSS_PRIME = 0x6A09E667  # < 2**31
 
 
-_NAME_HASHES: dict[tuple, list[int]] = {}
+# A namespace's identity (its name, its feature names and its string values, which are
+# part of the feature) gets an id and its feature hashes, once: names repeat from request to
+# request. A request's layout (dim, then its namespaces' ids, with `_BIAS` where an action
+# starts) gets a "plan", once: the bin of every weight. Ids are never reused, so a cached
+# plan always means what it meant when it was built.
+_ENTRY_IDS: dict[tuple, int] = {}
+_ENTRY_HASHES: dict[int, list[int]] = {}
+_NEXT_ID = itertools.count()
 _CACHE_MAX = 1 << 18
+_BIAS = -1
+_PLANS: dict[tuple[int, ...], np.ndarray] = {}
+_PLAN_BUDGET = 1 << 22  # int64 bins cached in all (32 MB) ...
+_PLANS_MAX = 1 << 12  # ... and layouts
+_plan_size = 0
 
 
 def _name_hashes(namespace: str, names: tuple[str, ...], values: tuple | None) -> list[int]:
-    """Stable (process-independent) hashes of a namespace's features, memoized: feature
-    names repeat from request to request. String values are part of the identity."""
-    key = (namespace, names, values)
-    h = _NAME_HASHES.get(key)
-    if h is None:
-        if values is None:
-            texts = [f"{namespace}^{n}" for n in names]
-        else:
-            texts = [
-                f"{namespace}^{n}" if v is None else f"{namespace}^{n}={v}"
-                for n, v in zip(names, values, strict=True)
-            ]
-        h = [zlib.crc32(t.encode()) for t in texts]
-        if len(_NAME_HASHES) >= _CACHE_MAX:
-            _NAME_HASHES.clear()
-        _NAME_HASHES[key] = h
-    return h
+    """Stable (process-independent) hashes of a namespace's features. A string value is
+    part of its feature's identity; a number (None in `values`) is not."""
+    if values is None:
+        texts = [f"{namespace}^{n}" for n in names]
+    else:
+        texts = [
+            f"{namespace}^{n}" if v is None else f"{namespace}^{n}={v}"
+            for n, v in zip(names, values, strict=True)
+        ]
+    return [zlib.crc32(t.encode()) for t in texts]
 
 
-def _hash_into(features: Mapping[str, Mapping[str, Any]], idx: list[int], val: list[Any]) -> int:
-    """Append (hash, value) of every feature; returns how many. A string value makes its
-    own feature of value 1; booleans count as 1 / 0. Plain lists keep this loop in C."""
-    n = 0
-    for ns, feats in features.items():
-        if ns.startswith("_") or not feats:
-            continue
-        raw = tuple(feats.values())
-        if str in map(type, raw):
-            strings = tuple(
-                v if type(v) is str else None for v in raw
-            )  # numbers stay out of the key
-            idx.extend(_name_hashes(ns, tuple(feats), strings))
-            val.extend(1.0 if type(v) is str else v for v in raw)
+def _new_entry(key: tuple) -> int:
+    entry = next(_NEXT_ID)
+    _ENTRY_HASHES[entry] = _name_hashes(key[0], key[1], key[2] if len(key) > 2 else None)
+    _ENTRY_IDS[key] = entry
+    return entry
+
+
+def _collect(
+    groups: Iterable[Mapping[str, Mapping[str, Any]]], layout: list[int], val: list[Any], bias: bool
+) -> None:
+    """Append each namespace's id to `layout` and its values to `val`, group by group (with
+    `bias`, each group is an action and starts with `_BIAS`). A string value makes its own
+    feature of value 1; booleans count as 1 / 0 (in the float conversion)."""
+    ids = _ENTRY_IDS
+    fsum = math.fsum
+    for features in groups:
+        if bias:
+            layout.append(_BIAS)
+        for ns, feats in features.items():
+            if ns.startswith("_") or not feats:
+                continue
+            values = feats.values()
+            try:  # fsum floats every value, so it fails on a `str`: cheaper than looking for one
+                fsum(values)
+                string = False
+            except Exception:
+                string = str in map(type, values)
+            if string:
+                raw = tuple(values)
+                strings = tuple(v if type(v) is str else None for v in raw)
+                key: tuple = (ns, tuple(feats), strings)  # numbers stay out of the key
+                val.extend(1.0 if type(v) is str else v for v in raw)
+            else:
+                key = (ns, tuple(feats))
+                val.extend(values)
+            entry = ids.get(key)
+            layout.append(_new_entry(key) if entry is None else entry)
+
+
+def _plan(layout: tuple[int, ...], k: int) -> np.ndarray:
+    """The bin of every weight of `hashed`, laid out as its (1 + n_context, k + n_action_values)
+    weight matrix, raveled. Row 0 is the k biases, then every action's own features; each
+    other row crosses one context feature with those. Crosses with a bias are not features:
+    they land in a spare bin past the k × dim matrix.
+    """
+    global _plan_size
+    dim = layout[0]
+    c_hashes = [0]  # row 0: (0 * prime + h) % dim is h's own bin
+    a_hashes = [0] * k  # ... and the biases take bin 0 of their row
+    counts: list[int] = []
+    hashes = c_hashes
+    for entry in layout[1:]:
+        if entry == _BIAS:
+            hashes = a_hashes
+            counts.append(0)
         else:
-            idx.extend(_name_hashes(ns, tuple(feats), None))
-            val.extend(raw)
-        n += len(raw)
-    return n
+            h = _ENTRY_HASHES[entry]
+            hashes.extend(h)
+            if counts:
+                counts[-1] += len(h)
+    row = np.arange(k, dtype=np.int64) * dim
+    # (c * prime + a) % dim, from residues: c * prime < 2**63 (crc32 < 2**32, prime < 2**31)
+    plan = (np.array(c_hashes, dtype=np.int64) * _CROSS_PRIME % dim)[:, None] + (
+        np.array(a_hashes, dtype=np.int64) % dim
+    )
+    # now 0 <= plan < 2 dim: the last % dim is min(p, p - dim) in uint64 (p - dim wraps if p < dim)
+    wrapped = plan.view(np.uint64)
+    np.minimum(wrapped, wrapped - np.uint64(dim), out=wrapped)
+    plan += np.concatenate((row, np.repeat(row, counts)))
+    plan[1:, :k] = k * dim
+    plan = plan.ravel()
+    if _plan_size + plan.size > _PLAN_BUDGET or len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+        _plan_size = 0
+    _PLANS[layout] = plan
+    _plan_size += plan.size
+    return plan
 
 
 @dataclass(slots=True)
@@ -118,26 +183,29 @@ class FeatureSet:
         cached = self._hashed.get(dim)
         if cached is not None:
             return cached
+        if len(_ENTRY_IDS) >= _CACHE_MAX:  # between requests: a plan needs its ids' hashes
+            _ENTRY_IDS.clear()
+            _ENTRY_HASHES.clear()
         k = len(self.actions)
-        ci: list[int] = []
-        cv: list[Any] = []
-        _hash_into(self.context, ci, cv)
-        ai: list[int] = []
-        av: list[Any] = []
-        counts = [_hash_into(feats, ai, av) for feats in self.actions]
-        c_idx, c_val = np.array(ci, dtype=np.int64), np.array(cv, dtype=np.float64)
-        a_idx, a_val = np.array(ai, dtype=np.int64), np.array(av, dtype=np.float64)
-        rows = np.repeat(np.arange(k) * dim, counts)
-        # crc32 < 2**32 and the prime < 2**31, so the cross index cannot overflow int64
-        cross = (c_idx[:, None] * _CROSS_PRIME + a_idx) % dim + rows
-        flat = np.bincount(
-            np.concatenate([np.arange(k) * dim, a_idx % dim + rows, cross.ravel()]),
-            weights=np.concatenate([np.ones(k), a_val, np.outer(c_val, a_val).ravel()]),
-            minlength=k * dim,
-        )
-        out = flat.reshape(k, dim)
+        layout = [dim]
+        cv: list[Any] = [1.0]  # the 1 keeps row 0 of the weights each action's own values
+        _collect((self.context,), layout, cv, False)
+        av: list[Any] = [1.0] * k  # the biases
+        _collect(self.actions, layout, av, True)
+        key = tuple(layout)
+        plan = _PLANS.get(key)
+        if plan is None:
+            try:
+                plan = _plan(key, k)
+            except KeyError:  # another thread emptied the id cache since `_collect`: again
+                return self.hashed(dim)
+        # Every bin sums its weights in the order it always did (bias, the action's features,
+        # the crosses context feature by context feature), so the sums are bit-identical.
+        weights = np.array(cv, dtype=np.float64)[:, None] * np.array(av, dtype=np.float64)
+        flat = np.bincount(plan, weights=weights.ravel(), minlength=k * dim + 1)
+        out = flat[: k * dim].reshape(k, dim)
         norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-        out /= np.where(norms > 0, norms, 1.0)
+        np.divide(out, norms, out=out, where=norms > 0)  # x / 1.0 is x: the rest stay as they are
         self._hashed[dim] = out
         return out
 

@@ -6,6 +6,7 @@ Features are `FeatureSet.hashed(dim)`: action features and context × action cro
 
 from __future__ import annotations
 
+import math
 from typing import Self
 
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from ..config import LinTSConfig, LinUCBConfig
 from ..features import FeatureSet, Interaction
 from .base import Policy, argmax_set, load_arrays, save_arrays
+
+_TIE_ATOL = 1e-12  # scores this close to the best are a tie
 
 
 class _RidgeState(Policy):
@@ -52,10 +55,24 @@ class LinUCBPolicy(_RidgeState):
 
     kind = "linucb"
 
-    def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
+    def _scores(self, x: FeatureSet) -> np.ndarray:
         X = x.hashed(self.config.dim)
-        width = np.sqrt(((X @ self.a_inv) * X).sum(axis=1).clip(min=0.0))
-        return argmax_set(X @ self.theta + self.config.alpha * width)
+        # np.maximum(·, 0) is what .clip(min=0) runs, without its Python dispatch
+        width = np.sqrt(np.maximum(((X @ self.a_inv) * X).sum(axis=1), 0.0))
+        return X @ self.theta + self.config.alpha * width
+
+    def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
+        return argmax_set(self._scores(x), _TIE_ATOL)
+
+    def probabilities(self, x: FeatureSet, seed: int) -> list[float]:
+        """`pmf(x).tolist()`, with the tie set found in plain Python (fewer numpy calls)."""
+        scores = self._scores(x).tolist()
+        if math.isnan(sum(scores)):  # NaN (or inf - inf): numpy's max and ties, as in pmf
+            return argmax_set(np.array(scores), _TIE_ATOL).tolist()
+        cut = max(scores) - _TIE_ATOL
+        best = [s >= cut for s in scores]
+        share = 1 / sum(best)
+        return [share if b else 0.0 for b in best]
 
 
 class LinTSPolicy(_RidgeState):

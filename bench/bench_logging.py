@@ -1,6 +1,6 @@
 """Decision logging into a local Redis from one process.
 
-    python bench/bench_logging.py [--n 40000] [--shape core|compact] [--redis-url URL]
+    python bench/bench_logging.py [--n 40000] [--shape core|compact] [--grow] [--redis-url URL]
 
 Records are real `decide_logged` records, of the bench_core shape (10 actions, 10 context
 features + 10 features per action, ~3.4 KB) or a compact one (4 actions, ~0.7 KB), each
@@ -11,6 +11,11 @@ of calling `EventLog.log_decisions`:
   batched   one call per 1,000 records (what the serving writer sends under load)
   threads   16 threads, one decision per call: concurrent callers are group-committed
   single    one thread, one decision per call: bound by the round trip (latency p50/p99)
+
+Between rounds the round's events are deleted (untimed), as the join and retention do in a
+running service, so Redis holds about one round (~135 MB of full records) instead of a
+dataset that grows by that much every round; `--grow` keeps them all, to see Redis slow
+down as its memory and append-only file grow.
 
 Figure (issue: event log): decision logging >= 30,000 records/s from one process.
 """
@@ -31,7 +36,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
-from banditrec.eventlog import EmbeddedRedis, EventLog, connect
+from banditrec.eventlog import AppKeys, EmbeddedRedis, EventLog, connect
 from banditrec.schema import META_KEY
 from bench_core import make_request
 
@@ -69,6 +74,15 @@ def renumber(records: list[dict]) -> list[dict]:
         rec[META_KEY]["event_id"] = event_id
         rec[META_KEY]["decided_at"] = start + i * 1e-5
     return records
+
+
+def forget_events(log: EventLog, app: str) -> None:
+    """Delete the app's logged events and pending set (what the join would take away)."""
+    keys = AppKeys(app)
+    found = list(log.client.scan_iter(match=keys.event("*"), count=5000))
+    for start in range(0, len(found), 1000):
+        log.client.unlink(*found[start : start + 1000])
+    log.client.unlink(keys.pending)
 
 
 def batched(log: EventLog, app: str, records: list[dict], size: int = 1000) -> float:
@@ -132,7 +146,10 @@ def main() -> None:
         help="core: 10 actions x 20 features (bench_core); compact: 4 actions x 3+2 features",
     )
     ap.add_argument("--redis-url", default=None)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument(
+        "--grow", action="store_true", help="keep every round's events (Redis's dataset grows)"
+    )
     ap.add_argument("--plot", type=Path, default=Path("runs/bench_logging.png"))
     args = ap.parse_args()
 
@@ -154,7 +171,8 @@ def main() -> None:
             engine = DecisionEngine(config)
             pool = records_pool(engine, args.n, args.shape)
             size = len(orjson.dumps(pool[0]))
-            print(f"shape {args.shape!r}: records of {size} bytes of DSJson")
+            kept = "kept (dataset grows)" if args.grow else "deleted after each round"
+            print(f"shape {args.shape!r}: records of {size} bytes of DSJson; events {kept}")
 
             results: dict[str, list[float]] = {"batched": [], "threads": [], "single": []}
             logged = 0
@@ -164,6 +182,8 @@ def main() -> None:
                 before = int(log.client.info("stats")["total_forks"])
                 results["batched"].append(batched(log, config.name, renumber(pool)))
                 forks.append(int(log.client.info("stats")["total_forks"]) - before)
+                if not args.grow:
+                    forget_events(log, config.name)
                 logged += len(pool)
                 if r == 0:
                     share = renumber(pool[:10_000])

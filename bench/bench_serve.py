@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,6 @@ from typing import Any
 
 PATHS = ("haproxy", "default")
 N_ACTIONS = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def decision_body(i: int) -> dict[str, Any]:
@@ -178,6 +171,7 @@ def phase(path: str, args: argparse.Namespace) -> dict:
     from starlette.responses import Response
 
     from banditrec.eventlog import EmbeddedRedis, EventLog, connect
+    from banditrec.eventlog.server import free_port
     from banditrec.serving.auth import create_key
     from banditrec.serving.deployment import INGRESS_ENV, INGRESS_LOGGING, deploy
     from banditrec.serving.runner import wait_ready

@@ -8,6 +8,7 @@ import atexit
 import json
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -46,9 +47,24 @@ def redis_server_binary() -> str:
     )
 
 
+# Below Linux's ephemeral range (32768+) and above Ray's worker ports (10002-19999): a port
+# handed out here is not also handed to a process that asks the kernel for any free port
+# (Ray's, at start-up) between now and the moment our server binds it.
+_PORTS = (20_000, 32_767)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+    """A TCP port free on every interface, for a server that binds it a little later."""
+    for _ in range(200):
+        port = random.randint(*_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # all taken: any free one
+        s.bind(("", 0))
         return int(s.getsockname()[1])
 
 

@@ -182,3 +182,22 @@ def test_vw_falls_back_to_the_public_path_without_the_native_calls(monkeypatch):
     monkeypatch.setattr(vw, "_core", None)  # the public parser keeps its own reference
     fallback = make_policy(cfg)
     assert fallback.probabilities(x, 0) == direct
+
+
+@pytest.mark.parametrize("context", [{"u": {"a": 1}}, {}])  # with and without a shared example
+def test_vw_direct_learn_equals_the_public_parse_and_learn(monkeypatch, context):
+    cfg = AppConfig(policy={"kind": "vw", "explorer": VW_EXPLORERS["squarecb"]}).policy
+    direct = make_policy(cfg)
+    rng = np.random.default_rng(3)
+    interactions = []
+    for i in range(200):
+        actions = [(f"a{j}", {"f": {f"g{j}": float(rng.random())}}) for j in range(4)]
+        x = FeatureSet.build(context, actions)
+        interactions.append(Interaction(x, i % 4, 0.25, float(rng.random())))
+    for it in interactions:
+        direct.learn(it)
+    monkeypatch.setattr(vw, "_core", None)
+    public = make_policy(cfg)
+    for it in interactions:
+        public.learn(it)
+    assert direct.to_bytes() == public.to_bytes()

@@ -25,11 +25,8 @@ class VWPolicy(Policy):
             vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
         )
         self._parser = vw.JsonFormatParser(self.workspace)
-        self._predict = _json_predictor(self.workspace, self._parser)
+        self._predict, self._learn = _json_calls(self.workspace, self._parser)
         self.n_learned = n_learned
-
-    def _examples(self, x: FeatureSet) -> list[vw.Example]:
-        return self._parser.parse_json(x.vw_json())
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         return np.array(self.probabilities(x, seed))
@@ -41,11 +38,8 @@ class VWPolicy(Policy):
         return out
 
     def learn(self, it: Interaction) -> None:
-        examples = self._examples(it.features)
-        # VW emits a shared example first only when the context has features.
-        offset = len(examples) - len(it.features)
-        examples[offset + it.chosen].set_label(vw.CBLabel(label=(-it.reward, it.probability)))
-        self.workspace.learn_one(examples)
+        label = vw.CBLabel(label=(-it.reward, it.probability))
+        self._learn(it.features.vw_json(), it.chosen - len(it.features), label)
         self.n_learned += 1
 
     def to_bytes(self) -> bytes:
@@ -57,24 +51,42 @@ class VWPolicy(Policy):
         return cls(config, model_data=data)
 
 
-def _json_predictor(
-    workspace: vw.Workspace, parser: vw.JsonFormatParser
-) -> Callable[[str], list[tuple[int, float]]]:
-    """VW's prediction for one JSON multi-line example, at the lowest per-call cost.
+Predict = Callable[[str], list[tuple[int, float]]]
+# (JSON text, the chosen action's index from the end, its label); from the end because VW
+# emits a shared example first only when the context has features.
+Learn = Callable[[str, int, vw.CBLabel], None]
 
-    The public path (`parser.parse_json` + `workspace.predict_one`) wraps every parsed
-    example in a Python `Example` and then checks each one's label type against the
-    workspace's, one native call per example: for 10 actions that costs more than VW's
+
+def _json_calls(workspace: vw.Workspace, parser: vw.JsonFormatParser) -> tuple[Predict, Learn]:
+    """VW's predict and learn for one JSON multi-line example, at the lowest per-call cost.
+
+    The public path (`parser.parse_json`, then `workspace.predict_one` / `learn_one`) wraps
+    every parsed example in a Python `Example` and then checks each one's label type against
+    the workspace's, one native call per example: for 10 actions that costs more than VW's
     own parse and predict together (~25 µs against ~20 µs).
     The check cannot fail here (the parser labels what it parses with this workspace's
-    label type), so the native parse and predict are called directly. They are private
-    to vowpal_wabbit_next (pinned < 0.8 in pyproject.toml); should they be missing, the
-    public path is used.
+    label type, and a CB label is what a CB workspace takes), so the native parse, predict
+    and learn are called directly. They are private to vowpal_wabbit_next (pinned < 0.8 in
+    pyproject.toml); should they be missing, the public path is used.
     """
     core: Any = getattr(vw, "_core", None)
     parse = getattr(core, "_parse_line_json", None)
     native = getattr(workspace, "_workspace", None)
     if parse is None or native is None or not workspace.multiline:
-        return lambda text: workspace.predict_one(parser.parse_json(text))
+
+        def learn_public(text: str, chosen: int, label: vw.CBLabel) -> None:
+            examples = parser.parse_json(text)
+            examples[chosen].set_label(label)
+            workspace.learn_one(examples)
+
+        return (lambda text: workspace.predict_one(parser.parse_json(text))), learn_public
+
     predict = native.predict_multi_ex_one
-    return lambda text: predict(parse(native, text))
+    learn_multi = native.learn_multi_ex_one
+
+    def learn_native(text: str, chosen: int, label: vw.CBLabel) -> None:
+        examples = parse(native, text)
+        examples[chosen]._set_label(label)
+        learn_multi(examples)
+
+    return (lambda text: predict(parse(native, text))), learn_native

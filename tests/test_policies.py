@@ -201,3 +201,24 @@ def test_vw_direct_learn_equals_the_public_parse_and_learn(monkeypatch, context)
     for it in interactions:
         public.learn(it)
     assert direct.to_bytes() == public.to_bytes()
+
+
+def test_vw_learns_a_dsjson_line_the_same_on_the_native_and_the_public_path(monkeypatch):
+    import orjson
+
+    from banditrec.dsjson import set_reward
+
+    e = engine({"kind": "vw", "explorer": VW_EXPLORERS["epsilon"]})
+    lines = []
+    for i in range(100):
+        _, (record,) = e.decide_logged(request(60_000 + i, i % 4))
+        lines.append(orjson.dumps(set_reward(record, float(i % 3 == 0))).decode())
+    cfg = e.config.policy
+    native = make_policy(cfg)
+    monkeypatch.setattr(vw, "_core", None)
+    public = make_policy(cfg)
+    for line in lines:
+        native.learn_dsjson(line)
+        public.learn_dsjson(line)
+    assert native.n_learned == public.n_learned == 100
+    assert native.to_bytes() == public.to_bytes() != make_policy(cfg).to_bytes()

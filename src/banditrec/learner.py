@@ -24,8 +24,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import vowpal_wabbit_next as vw
-
 from .config import AppConfig
 from .engine import SINGLE, DecisionEngine, UnknownSlotError
 from .eventlog import (
@@ -64,29 +62,19 @@ class _VWDirect:
     model (tested against `engine.learn`). Deferred events, other policies and 'logging'
     mode take `engine.learn`."""
 
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[VWPolicy, vw.DSJsonFormatParser]] = {}
-
-    def targets(
-        self, engine: DecisionEngine
-    ) -> dict[bytes, tuple[VWPolicy, vw.DSJsonFormatParser]]:
-        """Per slot (as in the joined entry's header), the VW policy and a parser of it."""
+    @staticmethod
+    def targets(engine: DecisionEngine) -> dict[bytes, VWPolicy]:
+        """Per slot (as in the joined entry's header), the VW policy that learns it."""
         if engine.config.mode == "logging":
             return {}
-        out = {}
-        for slot, policy in engine.policies.items():
-            if isinstance(policy, VWPolicy):
-                cached = self._cache.get(id(policy))
-                if cached is None or cached[0] is not policy:
-                    cached = (policy, vw.DSJsonFormatParser(policy.workspace))
-                out[(slot or SINGLE).encode()] = cached
-        self._cache = {id(policy): (policy, parser) for policy, parser in out.values()}
-        return out
+        return {
+            (slot or SINGLE).encode(): policy
+            for slot, policy in engine.policies.items()
+            if isinstance(policy, VWPolicy)
+        }
 
     @staticmethod
-    def learn(
-        targets: dict[bytes, tuple[VWPolicy, vw.DSJsonFormatParser]], fields: dict[bytes, bytes]
-    ) -> bool | None:
+    def learn(targets: dict[bytes, VWPolicy], fields: dict[bytes, bytes]) -> bool | None:
         """True once learned; None when the record is for the engine's path."""
         record = fields[b"rec"]
         head = joined_header(fields)
@@ -94,11 +82,9 @@ class _VWDirect:
         # A deferred event's `_skipLearn` depends on its activation: set_reward decides it.
         if target is None or b'"_skipLearn":false' not in record or not record.startswith(b"{"):
             return None
-        policy, parser = target
         # Cost = −reward, as dsjson.set_reward writes it.
         line = b'{"_label_cost":' + repr(-head.reward).encode() + b"," + record[1:]
-        policy.workspace.learn_one(parser.parse_json(line.decode()))
-        policy.n_learned += 1
+        target.learn_dsjson(line.decode())
         return True
 
 

@@ -25,7 +25,7 @@ class VWPolicy(Policy):
             vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
         )
         self._parser = vw.JsonFormatParser(self.workspace)
-        self._predict, self._learn = _json_calls(self.workspace, self._parser)
+        self._predict, self._learn, self._learn_dsjson = _native_calls(self.workspace, self._parser)
         self.n_learned = n_learned
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
@@ -42,6 +42,11 @@ class VWPolicy(Policy):
         self._learn(it.features.vw_json(), it.chosen - len(it.features), label)
         self.n_learned += 1
 
+    def learn_dsjson(self, line: str) -> None:
+        """Learn from one labelled DSJson line (a logged record with its cost), parsed by VW."""
+        self._learn_dsjson(line)
+        self.n_learned += 1
+
     def to_bytes(self) -> bytes:
         # VW's own serialized model, loadable by any VW tool (`vw -i`).
         return bytes(self.workspace.serialize())
@@ -55,31 +60,41 @@ Predict = Callable[[str], list[tuple[int, float]]]
 # (JSON text, the chosen action's index from the end, its label); from the end because VW
 # emits a shared example first only when the context has features.
 Learn = Callable[[str, int, vw.CBLabel], None]
+LearnDSJson = Callable[[str], None]
 
 
-def _json_calls(workspace: vw.Workspace, parser: vw.JsonFormatParser) -> tuple[Predict, Learn]:
-    """VW's predict and learn for one JSON multi-line example, at the lowest per-call cost.
+def _native_calls(
+    workspace: vw.Workspace, parser: vw.JsonFormatParser
+) -> tuple[Predict, Learn, LearnDSJson]:
+    """VW's predict and learn for one multi-line example (JSON, or a labelled DSJson line),
+    at the lowest per-call cost.
 
-    The public path (`parser.parse_json`, then `workspace.predict_one` / `learn_one`) wraps
-    every parsed example in a Python `Example` and then checks each one's label type against
-    the workspace's, one native call per example: for 10 actions that costs more than VW's
-    own parse and predict together (~25 µs against ~20 µs).
-    The check cannot fail here (the parser labels what it parses with this workspace's
-    label type, and a CB label is what a CB workspace takes), so the native parse, predict
-    and learn are called directly. They are private to vowpal_wabbit_next (pinned < 0.8 in
+    The public path (`parse_json`, then `workspace.predict_one` / `learn_one`) wraps every
+    parsed example in a Python `Example` and then checks each one's label type against the
+    workspace's, one native call per example: for 10 actions that costs more than VW's own
+    parse and predict together (~25 µs against ~20 µs).
+    The check cannot fail here (a parser labels what it parses with its workspace's label
+    type, and a CB label is what a CB workspace takes), so the native parse, predict and
+    learn are called directly. They are private to vowpal_wabbit_next (pinned < 0.8 in
     pyproject.toml); should they be missing, the public path is used.
     """
     core: Any = getattr(vw, "_core", None)
     parse = getattr(core, "_parse_line_json", None)
+    parse_dsjson = getattr(core, "_parse_line_dsjson", None)
     native = getattr(workspace, "_workspace", None)
-    if parse is None or native is None or not workspace.multiline:
+    if parse is None or parse_dsjson is None or native is None or not workspace.multiline:
+        dsjson_parser = vw.DSJsonFormatParser(workspace)
 
         def learn_public(text: str, chosen: int, label: vw.CBLabel) -> None:
             examples = parser.parse_json(text)
             examples[chosen].set_label(label)
             workspace.learn_one(examples)
 
-        return (lambda text: workspace.predict_one(parser.parse_json(text))), learn_public
+        return (
+            lambda text: workspace.predict_one(parser.parse_json(text)),
+            learn_public,
+            lambda line: workspace.learn_one(dsjson_parser.parse_json(line)),
+        )
 
     predict = native.predict_multi_ex_one
     learn_multi = native.learn_multi_ex_one
@@ -89,4 +104,8 @@ def _json_calls(workspace: vw.Workspace, parser: vw.JsonFormatParser) -> tuple[P
         examples[chosen]._set_label(label)
         learn_multi(examples)
 
-    return (lambda text: predict(parse(native, text))), learn_native
+    return (
+        lambda text: predict(parse(native, text)),
+        learn_native,
+        lambda line: learn_multi(parse_dsjson(native, line)),
+    )

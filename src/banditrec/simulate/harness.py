@@ -201,6 +201,7 @@ def _run(
         for k in ("rewards", "expected", "policy_value", "oracle", "uniform", "probability")
     }
     chosen_at = np.zeros(steps, dtype=np.int64)
+    served: list[tuple[np.ndarray, np.ndarray]] = []  # (pmf, expected rewards) since the last block
     started = time.perf_counter()
     _, info = env.reset(seed=seed)
     for t in range(steps):
@@ -236,19 +237,49 @@ def _run(
         if learn:
             engine.learn(Interaction(x, chosen, float(p[chosen]), reward))
         arrays["rewards"][t] = reward
-        arrays["expected"][t] = q[chosen]
-        arrays["policy_value"][t] = p @ q
-        arrays["oracle"][t] = q.max()
-        arrays["uniform"][t] = q.mean()
-        arrays["probability"][t] = p[chosen]
         chosen_at[t] = chosen
+        served.append((p, q))
         if terminated or truncated:  # sequential envs: the next user's journey
             _, info_next = env.reset()
         info = info_next
         if t % _PROGRESS_EVERY == _PROGRESS_EVERY - 1:
+            _step_figures(served, chosen_at, t + 1, arrays)
+            served = []
             bar.update(_PROGRESS_EVERY)
+    _step_figures(served, chosen_at, steps, arrays)
     bar.update(steps - bar.n)
     return {**arrays, "chosen": chosen_at, "spec": spec, "seconds": time.perf_counter() - started}
+
+
+def _step_figures(
+    served: list[tuple[np.ndarray, np.ndarray]],
+    chosen: np.ndarray,
+    end: int,
+    arrays: dict[str, np.ndarray],
+) -> None:
+    """The per-step figures of the steps before `end` whose (pmf, expected rewards) are in
+    `served`, a block at a time: numpy calls on one step's few actions cost more than the
+    arithmetic, and a block with one action count is a few calls in all."""
+    if not served:
+        return
+    start = end - len(served)
+    a = chosen[start:end]
+    if len({len(q) for _, q in served}) == 1:
+        p = np.stack([p for p, _ in served])
+        q = np.stack([q for _, q in served])
+        rows = np.arange(len(served))
+        arrays["expected"][start:end] = q[rows, a]
+        arrays["policy_value"][start:end] = np.einsum("ij,ij->i", p, q)
+        arrays["oracle"][start:end] = q.max(axis=1)
+        arrays["uniform"][start:end] = q.mean(axis=1)
+        arrays["probability"][start:end] = p[rows, a]
+        return
+    for i, (p, q) in enumerate(served):  # candidate sets of different sizes
+        arrays["expected"][start + i] = q[a[i]]
+        arrays["policy_value"][start + i] = p @ q
+        arrays["oracle"][start + i] = q.max()
+        arrays["uniform"][start + i] = q.mean()
+        arrays["probability"][start + i] = p[a[i]]
 
 
 @dataclass(eq=False)

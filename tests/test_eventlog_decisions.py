@@ -156,3 +156,15 @@ def test_a_record_that_is_not_json_fails_only_its_own_caller(
     stats = event_log.stats(app_name)
     assert 30 <= stats["decisions"] <= 30 + _DECISION_CHUNK + 9
     assert event_log.get_decision(app_name, long_bad[-1]["EventId"]) is None
+
+    # A bad record early in a long call: the call's later chunks are skipped, and a caller
+    # queued behind it is still written.
+    early_bad = records(3 * _DECISION_CHUNK, seed=3)
+    early_bad[1]["_banditrec"]["extra"] = {1, 2}
+    after = records(20, seed=4)
+    jobs = [_Job(app_name, r, _group_by_event(app_name, r)) for r in (early_bad, after)]
+    event_log._write_decisions(jobs)
+    assert isinstance(jobs[0].error, ValueError)
+    assert jobs[1].error is None and jobs[1].result == [None] * 20
+    assert event_log.get_decision(app_name, early_bad[-1]["EventId"]) is None
+    assert event_log.get_decision(app_name, after[-1]["EventId"]) is not None

@@ -272,6 +272,8 @@ class EventLog:
         def calls() -> Iterator[Call]:
             for chunk in _runs(items, lambda item: item[0].app, _DECISION_CHUNK):
                 chunk = [item for item in chunk if item[0].error is None]
+                if not chunk:  # all of it from callers already failed in an earlier chunk
+                    continue
                 try:
                     call = _log_call(chunk[0][0].app, [ev for _, ev in chunk], now, replay=False)
                 except (TypeError, ValueError):  # orjson: a value that is not JSON

@@ -244,3 +244,32 @@ def test_a_resend_after_a_broken_connection_replays_every_call_taken() -> None:
     assert [c[2][0] for c in taken] == [0, 1, 2, 3]
     assert built == [0, 1, 2, 3]  # each call built once
     assert [c[2][0] for c in taken.calls] == [0, 1, 2, 3]
+
+
+def test_while_spooling_a_record_that_is_not_json_fails_only_its_caller(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    from banditrec.eventlog.log import _group_by_event, _Job
+
+    server = restartable_redis
+    log = EventLog(connect(server.url), spool_dir=tmp_path / "spool")
+    engine = start_app(log)
+    server.stop()
+
+    def records(n: int, seed: int) -> list[dict]:
+        return [r for req in make_requests(n, seed=seed) for r in engine.decide_logged(req)[1]]
+
+    assert log.log_decisions(APP, records(1, seed=10)) == [None]  # spooled
+    assert log.spooling  # so the next writes go straight to the spool, in order
+    good, bad = records(5, seed=11), records(5, seed=12)
+    bad[2]["_banditrec"]["extra"] = {1, 2}  # a set: not JSON
+    jobs = [_Job(APP, r, _group_by_event(APP, r)) for r in (good, bad)]
+    log._write_decisions(jobs)
+    assert jobs[0].error is None and jobs[0].result == [None] * 5
+    assert isinstance(jobs[1].error, ValueError)
+    assert "cannot be serialized" in str(jobs[1].error)
+    server.start()
+    wait_for(lambda: not log.spooling, what="the spool to be replayed")
+    assert log.stats(APP)["decisions"] == 1 + 5  # the good callers' records, and only those
+    assert log.get_decision(APP, good[0]["EventId"]) is not None
+    log.close()

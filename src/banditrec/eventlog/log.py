@@ -580,22 +580,31 @@ class EventLog:
     def _spool_jobs(self, batch: list[_Job], *, only_if_spooling: bool) -> bool:
         if only_if_spooling and not self._spooling:
             return False
+        lines: list[bytes] = []
+        spooled: list[_Job] = []
         for job in batch:  # a record that is not JSON fails its own caller, not the segment
-            if job.error is None:
-                try:
-                    orjson.dumps(job.events)
-                except (TypeError, ValueError) as exc:
-                    job.error = ValueError(f"decision record cannot be serialized: {exc}")
-        batch = [job for job in batch if job.error is None]
-        entries = [{"k": "d", "app": job.app, "rec": ev} for job in batch for ev in job.events]
-        if not self._spool_entries(entries, only_if_spooling=only_if_spooling):
+            if job.error is not None:
+                continue
+            try:
+                lines += [orjson.dumps({"k": "d", "app": job.app, "rec": ev}) for ev in job.events]
+            except (TypeError, ValueError) as exc:
+                job.error = ValueError(f"decision record cannot be serialized: {exc}")
+                continue
+            spooled.append(job)
+        if not self._spool_lines(lines, only_if_spooling=only_if_spooling):
             return False
-        for job in batch:
+        for job in spooled:
             job.result = [None] * len(job.records)
         return True
 
     def _spool_entries(self, entries: list[dict[str, Any]], *, only_if_spooling: bool) -> bool:
-        """Append to the spool: always, or only while spooling already (to keep the order)."""
+        return self._spool_lines(
+            [orjson.dumps(e) for e in entries], only_if_spooling=only_if_spooling
+        )
+
+    def _spool_lines(self, lines: list[bytes], *, only_if_spooling: bool) -> bool:
+        """Append serialized entries to the spool: always, or only while spooling already
+        (to keep the order)."""
         with self._spool_lock:
             if only_if_spooling and not self._spooling:
                 return False
@@ -605,12 +614,12 @@ class EventLog:
                 )
             self._spooling = True
             try:
-                self.spool.append(entries)
+                self.spool.append_lines(lines)
             except SpoolFullError as exc:
                 log.error(
                     "NOT LOGGED: %d entr%s refused: %s",
-                    len(entries),
-                    "y" if len(entries) == 1 else "ies",
+                    len(lines),
+                    "y" if len(lines) == 1 else "ies",
                     exc,
                 )
                 raise EventLogUnavailable(str(exc)) from exc

@@ -56,9 +56,13 @@ class SlotChoice:
 
     slot: str | None
     features: FeatureSet
-    pmf: np.ndarray
     order: list[int]
-    probabilities: list[float]  # `pmf` as floats, for the response and the log record
+    probabilities: list[float]  # the served pmf, as the response and the log record take it
+
+    @property
+    def pmf(self) -> np.ndarray:
+        """The served pmf as an array (built on use: the serving path never needs one)."""
+        return np.array(self.probabilities)
 
     @property
     def chosen(self) -> int:
@@ -198,7 +202,7 @@ class DecisionEngine:
             p = self._probabilities(x, seed, slot, exploration, served)
             chosen = draw(p, seed)
             order = pmf_ops.ranking_order(p, chosen)
-            choices.append(SlotChoice(slot, x, np.array(p), order, p))
+            choices.append(SlotChoice(slot, x, order, p))
         return served, choices
 
     def decide(self, request: DecisionRequest) -> Decision:

@@ -63,9 +63,7 @@ def _check_features(features: NamespacedFeatures, where: str) -> int:
             kind = type(value)
             if kind is float:
                 if not isfinite(value):
-                    raise ValueError(
-                        f"{where}.{ns}.{name}: value {value} is not finite; send a real number"
-                    )
+                    raise _not_finite(f"{where}.{ns}.{name}", value)
             elif kind not in _PLAIN_VALUES:
                 _check_unusual_value(value, f"{where}.{ns}.{name}")
         count += len(feats)
@@ -76,11 +74,15 @@ def _check_unusual_value(value: object, where: str) -> None:
     """Subclasses of the plain types (numpy floats, say) pass; anything else is refused."""
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where}: value {value} is not finite; send a real number")
+            raise _not_finite(where, value)
     elif not isinstance(value, (bool, int, str)):
         raise ValueError(
             f"{where}: value {value!r} is {_kind(value)}; send a boolean, a number or a string"
         )
+
+
+def _not_finite(where: str, value: float) -> ValueError:
+    return ValueError(f"{where}: value {value} is not finite; send a real number")
 
 
 def _kind(value: object) -> str:

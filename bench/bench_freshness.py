@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine
 from banditrec.config import RewardConfig
-from banditrec.eventlog import AppKeys, EmbeddedRedis, EventLog, EventLogSettings, connect
+from banditrec.eventlog import AppKeys, EventLog, EventLogSettings, connect
 from banditrec.eventlog.records import joined_header, stream_id_tuple
 from banditrec.learner import ModelWatcher, run_app_workers
 from banditrec.schema import Reward
@@ -91,57 +91,53 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=Path("runs/bench_freshness.png"))
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(Path(tmp) / "redis").start()
-        try:
-            log = EventLog(connect(server.url), settings=SETTINGS)
-            config = AppConfig(
-                name="bench-freshness",
-                policy={"kind": "vw", "action_id_feature": False},
-                reward=RewardConfig(wait_seconds=10.0, join_on_first=True),
-            )
-            log.put_config(config)
-            replica = DecisionEngine(config)
-            watcher = ModelWatcher(log, config.name, replica)
-            swaps: list[tuple[float, int]] = []
-            stop_watch = threading.Event()
+    with bench_redis() as (url, _):
+        log = EventLog(connect(url), settings=SETTINGS)
+        config = AppConfig(
+            name="bench-freshness",
+            policy={"kind": "vw", "action_id_feature": False},
+            reward=RewardConfig(wait_seconds=10.0, join_on_first=True),
+        )
+        log.put_config(config)
+        replica = DecisionEngine(config)
+        watcher = ModelWatcher(log, config.name, replica)
+        swaps: list[tuple[float, int]] = []
+        stop_watch = threading.Event()
 
-            def watch() -> None:
-                while not stop_watch.is_set():
-                    if watcher.poll():
-                        swaps.append((time.time(), replica.model_version))
-                    stop_watch.wait(args.poll)
+        def watch() -> None:
+            while not stop_watch.is_set():
+                if watcher.poll():
+                    swaps.append((time.time(), replica.model_version))
+                stop_watch.wait(args.poll)
 
-            ctx = mp.get_context("spawn")
-            stop = ctx.Event()
-            worker = ctx.Process(
-                target=workers_process, args=(server.url, config.name, stop, args.publish_every)
-            )
-            worker.start()
-            watch_thread = threading.Thread(target=watch, daemon=True)
-            watch_thread.start()
-            n = product(log, replica, args.seconds, args.rate)
-            deadline = time.time() + 15
-            while log.stats(config.name).get("learned", 0) < n and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(4 * args.poll)
-            stop_watch.set()
-            watch_thread.join()
-            stop.set()
-            worker.join(timeout=20)
+        ctx = mp.get_context("spawn")
+        stop = ctx.Event()
+        worker = ctx.Process(
+            target=workers_process, args=(url, config.name, stop, args.publish_every)
+        )
+        worker.start()
+        watch_thread = threading.Thread(target=watch, daemon=True)
+        watch_thread.start()
+        n = product(log, replica, args.seconds, args.rate)
+        deadline = time.time() + 15
+        while log.stats(config.name).get("learned", 0) < n and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(4 * args.poll)
+        stop_watch.set()
+        watch_thread.join()
+        stop.set()
+        worker.join(timeout=20)
 
-            offsets = {m.version: stream_id_tuple(m.offset) for m in log.list_models(config.name)}
-            covered = [(t, offsets[v]) for t, v in swaps if v in offsets]
-            fresh = []
-            for sid, fields in log.client.xrange(AppKeys(config.name).joined):
-                joined_at = joined_header(fields).joined_at
-                key = stream_id_tuple(sid)
-                served = next((t for t, off in covered if off >= key), None)
-                if served is not None:
-                    fresh.append(served - joined_at)
-            stats = log.stats(config.name)
-        finally:
-            server.stop()
+        offsets = {m.version: stream_id_tuple(m.offset) for m in log.list_models(config.name)}
+        covered = [(t, offsets[v]) for t, v in swaps if v in offsets]
+        fresh = []
+        for sid, fields in log.client.xrange(AppKeys(config.name).joined):
+            joined_at = joined_header(fields).joined_at
+            key = stream_id_tuple(sid)
+            served = next((t for t, off in covered if off >= key), None)
+            if served is not None:
+                fresh.append(served - joined_at)
+        stats = log.stats(config.name)
 
     fresh_s = np.asarray(fresh)
     print(

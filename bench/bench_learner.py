@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine
 from banditrec.config import RewardConfig
-from banditrec.eventlog import AppKeys, EmbeddedRedis, EventLog, connect
+from banditrec.eventlog import AppKeys, EventLog, connect
 from banditrec.learner import Learner
 from banditrec.schema import Reward
 from bench_core import make_request
@@ -100,36 +100,27 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=Path("runs/bench_learner.png"))
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = args.redis_url
-        if url is None:
-            server = EmbeddedRedis(Path(tmp) / "redis").start()
-            url = server.url
-        try:
-            log = EventLog(connect(url))
-            config = AppConfig(
-                name="bench-learner",
-                policy={
-                    "kind": "vw",
-                    "explorer": {"type": "epsilon", "epsilon": 0.1},
-                    "action_id_feature": False,
-                },
-                reward=RewardConfig(wait_seconds=0.0),
-            )
-            log.drop_app(config.name)
-            log.put_config(config)
-            fill(log, config, args.n)
-            records = [rec for _, rec in log.read_joined(config.name, count=args.n)]
-            assert len(records) == args.n
-            mem, red = [], []
-            for _ in range(args.rounds):
-                mem.append(in_memory(config, records))
-                red.append(from_redis(log, config.name, args.n))
-            log.drop_app(config.name)
-        finally:
-            if server is not None:
-                server.stop()
+    with bench_redis(args.redis_url) as (url, _):
+        log = EventLog(connect(url))
+        config = AppConfig(
+            name="bench-learner",
+            policy={
+                "kind": "vw",
+                "explorer": {"type": "epsilon", "epsilon": 0.1},
+                "action_id_feature": False,
+            },
+            reward=RewardConfig(wait_seconds=0.0),
+        )
+        log.drop_app(config.name)
+        log.put_config(config)
+        fill(log, config, args.n)
+        records = [rec for _, rec in log.read_joined(config.name, count=args.n)]
+        assert len(records) == args.n
+        mem, red = [], []
+        for _ in range(args.rounds):
+            mem.append(in_memory(config, records))
+            red.append(from_redis(log, config.name, args.n))
+        log.drop_app(config.name)
 
     ratios = [r / m for r, m in zip(red, mem, strict=True)]
     for i, (m, r, q) in enumerate(zip(mem, red, ratios, strict=True), 1):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,9 +33,10 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
-from banditrec.eventlog import AppKeys, EmbeddedRedis, EventLog, connect
+from banditrec.eventlog import AppKeys, EventLog, connect
 from banditrec.schema import META_KEY
 from bench_core import make_request
 
@@ -153,51 +153,42 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=Path("runs/bench_logging.png"))
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = args.redis_url
-        if url is None:
-            server = EmbeddedRedis(Path(tmp) / "redis").start()
-            url = server.url
-        try:
-            log = EventLog(connect(url), spool_dir=Path(tmp) / "spool")
-            config = AppConfig(
-                name="bench-logging",
-                policy={"kind": "vw", "action_id_feature": False},
-                reward=RewardConfig(wait_seconds=3600.0),
-            )
-            log.drop_app(config.name)
-            log.put_config(config)
-            engine = DecisionEngine(config)
-            pool = records_pool(engine, args.n, args.shape)
-            size = len(orjson.dumps(pool[0]))
-            kept = "kept (dataset grows)" if args.grow else "deleted after each round"
-            print(f"shape {args.shape!r}: records of {size} bytes of DSJson; events {kept}")
+    with bench_redis(args.redis_url) as (url, tmp):
+        log = EventLog(connect(url), spool_dir=tmp / "spool")
+        config = AppConfig(
+            name="bench-logging",
+            policy={"kind": "vw", "action_id_feature": False},
+            reward=RewardConfig(wait_seconds=3600.0),
+        )
+        log.drop_app(config.name)
+        log.put_config(config)
+        engine = DecisionEngine(config)
+        pool = records_pool(engine, args.n, args.shape)
+        size = len(orjson.dumps(pool[0]))
+        kept = "kept (dataset grows)" if args.grow else "deleted after each round"
+        print(f"shape {args.shape!r}: records of {size} bytes of DSJson; events {kept}")
 
-            results: dict[str, list[float]] = {"batched": [], "threads": [], "single": []}
-            logged = 0
-            lat = np.empty(0)
-            forks: list[int] = []  # background AOF rewrites (a fork each) during a round
-            for r in range(args.rounds):
-                before = int(log.client.info("stats")["total_forks"])
-                results["batched"].append(batched(log, config.name, renumber(pool)))
-                forks.append(int(log.client.info("stats")["total_forks"]) - before)
-                if not args.grow:
-                    forget_events(log, config.name)
-                logged += len(pool)
-                if r == 0:
-                    share = renumber(pool[:10_000])
-                    results["threads"].append(threads(log, config.name, share))
-                    rate, lat = single(log, config.name, renumber(pool[:2_000]))
-                    results["single"].append(rate)
-                    logged += len(share) + 2_000
-            stats = log.stats(config.name)
-            assert stats["decisions"] == logged, (stats["decisions"], logged)
-            log.drop_app(config.name)
-            log.close()
-        finally:
-            if server is not None:
-                server.stop()
+        results: dict[str, list[float]] = {"batched": [], "threads": [], "single": []}
+        logged = 0
+        lat = np.empty(0)
+        forks: list[int] = []  # background AOF rewrites (a fork each) during a round
+        for r in range(args.rounds):
+            before = int(log.client.info("stats")["total_forks"])
+            results["batched"].append(batched(log, config.name, renumber(pool)))
+            forks.append(int(log.client.info("stats")["total_forks"]) - before)
+            if not args.grow:
+                forget_events(log, config.name)
+            logged += len(pool)
+            if r == 0:
+                share = renumber(pool[:10_000])
+                results["threads"].append(threads(log, config.name, share))
+                rate, lat = single(log, config.name, renumber(pool[:2_000]))
+                results["single"].append(rate)
+                logged += len(share) + 2_000
+        stats = log.stats(config.name)
+        assert stats["decisions"] == logged, (stats["decisions"], logged)
+        log.drop_app(config.name)
+        log.close()
 
     best = {k: max(v) for k, v in results.items()}
     median = float(np.median(results["batched"]))

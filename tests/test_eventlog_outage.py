@@ -24,17 +24,14 @@ from banditrec.eventlog import (
     connect,
 )
 from banditrec.schema import Reward
+from tests import polling
 from tests.plugins.redis_server import make_requests
 
 APP = "outage"
 
 
-def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_for(predicate, what: str = "condition") -> None:
+    polling.wait_for(predicate, 20.0, what)
 
 
 def start_app(log: EventLog) -> DecisionEngine:

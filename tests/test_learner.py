@@ -18,6 +18,7 @@ from banditrec.eventlog import AppKeys, EventLog, EventLogSettings, ModelConflic
 from banditrec.features import FeatureSet
 from banditrec.learner import AppWorker, Learner, ModelWatcher
 from banditrec.schema import DecisionRequest, Reward
+from tests import polling
 from tests.plugins.redis_server import make_requests
 
 BEST = "a2"  # every user likes it; the others earn nothing
@@ -37,12 +38,8 @@ def vw_config(app: str, **reward) -> AppConfig:
     )
 
 
-def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def wait_for(predicate, what: str = "condition") -> None:
+    polling.wait_for(predicate, 60.0, what)
 
 
 def probe_pmf(engine: DecisionEngine) -> dict[str, float]:

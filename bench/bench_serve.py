@@ -12,6 +12,10 @@ Figures (issue: HTTP decision service): single decisions at 16 connections reach
 the no-op endpoint's throughput on the same ingress path (measured in the same run,
 alternating), with p99 <= 25 ms; the batch endpoint (100 decisions per request) >= 10,000
 decisions/s; both also on Serve's default proxy path, to show the gain.
+
+Each run also records where the machine's CPU went (the replica, Redis, HAProxy, Ray's own
+processes, the load generator, idle), in cores: a busy replica beside idle cores means the
+figure is bound by that one Python process, not by the machine.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _cpu as cpu
 
 PATHS = ("haproxy", "default")
 N_ACTIONS = 10
@@ -231,7 +237,9 @@ def phase(path: str, args: argparse.Namespace) -> dict:
         log = EventLog(connect(redis.url))
 
         def run(url: str, body: bytes, connections: int, duration: float) -> dict:
-            return load(url, body, headers, connections, duration, args.loader)
+            before = cpu.snapshot()
+            result = load(url, body, headers, connections, duration, args.loader)
+            return result | {"cpu": cpu.usage(before, cpu.snapshot())}
 
         run(noop_url, single, args.connections, 2)  # warm-up: connections, caches, JIT of VW
         run(decide_url, single, args.connections, 2)
@@ -253,6 +261,11 @@ def phase(path: str, args: argparse.Namespace) -> dict:
     def mean(runs: list[dict], k: str) -> float:
         return sum(r[k] for r in runs) / len(runs)
 
+    def mean_cpu(runs: list[dict]) -> dict[str, float]:
+        groups = {g for r in runs for g in r["cpu"]}
+        cores = {g: round(sum(r["cpu"].get(g, 0.0) for r in runs) / len(runs), 2) for g in groups}
+        return dict(sorted(cores.items(), key=lambda kv: -kv[1]))
+
     return {
         "path": path,
         "loader": noop_runs[0]["loader"],
@@ -267,6 +280,9 @@ def phase(path: str, args: argparse.Namespace) -> dict:
         "batch_decisions_per_s": batch_run["rps"] * args.batch_size,
         "batch_p99_ms": batch_run["p99_ms"],
         "batch_errors": batch_run["errors"],
+        "cpu_noop": mean_cpu(noop_runs),
+        "cpu_decide": mean_cpu(decide_runs),
+        "cpu_batch": batch_run["cpu"],
         "decisions_logged": logged,
         "decisions_answered_approx": answered,
     }
@@ -351,6 +367,10 @@ def main() -> None:
             f"\nHAProxy vs default proxy: decisions x{fast['decide_rps'] / slow['decide_rps']:.1f}, "
             f"batch decisions x{fast['batch_decisions_per_s'] / slow['batch_decisions_per_s']:.1f}"
         )
+    print(f"\nCPU in cores ({os.cpu_count()} on this machine), mean over each kind of run:")
+    for r in results:
+        for what in ("noop", "decide", "batch"):
+            print(f"{r['path']:<9} {what:<7} {cpu.describe(r['cpu_' + what])}")
     for r in results:
         print(
             f"{r['path']}: {r['decisions_logged']} decisions logged to Redis during the measured runs"

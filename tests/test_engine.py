@@ -176,3 +176,33 @@ def test_logged_record_is_readable_by_vw_dsjson():
         pytest.approx(record["_label_probability"]),
     )
     ws.learn_one(examples)
+
+
+@pytest.mark.parametrize("explorer", ["epsilon", "softmax", "bag", "cover"])
+def test_records_for_the_log_serialize_to_the_same_bytes(explorer):
+    """The service logs records whose features are already JSON (the bytes VW parsed); they
+    must serialize to exactly what the plain records do, slot by slot."""
+    import orjson
+
+    policy = {"kind": "vw", "explorer": {"type": explorer}}
+    configs = [
+        AppConfig(name="news", policy=policy),
+        AppConfig(
+            name="journey",
+            slots=[{"name": "content", "policy": policy}, {"name": "channel", "policy": policy}],
+        ),
+    ]
+    for config in configs:
+        engine = DecisionEngine(config)
+        for i in range(20):
+            req = request(i, i % 3)
+            if config.slots:
+                req = DecisionRequest(
+                    event_id=req.event_id,
+                    context=req.context,
+                    slots=[{"id": s.name, "actions": req.actions} for s in config.slots],
+                )
+            _, plain = engine.decide_logged(req, now=1_700_000_000.0)
+            _, for_log = engine.decide_logged(req, now=1_700_000_000.0, serialized_features=True)
+            assert [orjson.dumps(r) for r in for_log] == [orjson.dumps(r) for r in plain]
+            assert isinstance(for_log[0]["c"], orjson.Fragment)

@@ -109,7 +109,7 @@ def test_reads_a_service_export_and_reproduces_the_served_pmfs(service_log, trai
     np.testing.assert_allclose(data.pi_b.sum(axis=1), 1.0)
     assert data.event_id[5] == "ev2-5" and data.timestamp[5] == pytest.approx(1_700_000_005.0)
     assert data.seed(42, 5) == event_seed(42, "ev2-5")
-    assert data.feature_set(7).vw_json() == orjson.dumps(records[7]["c"]).decode()
+    assert data.feature_set(7).vw_json() == orjson.dumps(records[7]["c"])
     # The same engine, asked through the evaluation path, gives back every logged pmf: what
     # OPE evaluates is exactly what served.
     np.testing.assert_allclose(target_pmfs(trained_logger, data), data.pi_b, rtol=1e-12)

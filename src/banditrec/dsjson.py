@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .features import FeatureSet, Interaction
 from .schema import META_KEY, LoggedEvent
@@ -35,8 +36,14 @@ def build_record(
     slot: str | None = None,
     deferred: bool = False,
     now: float | None = None,
+    serialized_features: bool = False,
 ) -> dict[str, Any]:
-    """The pending record of a served decision: no reward (no `_label_cost`) yet."""
+    """The pending record of a served decision: no reward (no `_label_cost`) yet.
+
+    With `serialized_features`, "c" is the features' JSON as VW parsed it (an
+    `orjson.Fragment`): a record for the log, serialized by orjson with no second pass over
+    its bulk, but not one to read "c" back from.
+    """
     now = time.time() if now is None else now
     chosen = order[0]
     # Python floats, whatever `pmf` holds (one conversion for a float64 array).
@@ -50,7 +57,7 @@ def build_record(
         "_label_Action": chosen + 1,
         "_labelIndex": chosen,
         "a": [i + 1 for i in order],
-        "c": features.dsjson_c(),
+        "c": orjson.Fragment(features.vw_json()) if serialized_features else features.dsjson_c(),
         "p": [probs[i] for i in order],
         "EventId": event_id if slot is None else f"{event_id}/{slot}",
         "Timestamp": iso_timestamp(now),

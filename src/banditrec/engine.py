@@ -210,9 +210,17 @@ class DecisionEngine:
         return _decision(request.event_id, served, choices)
 
     def decide_logged(
-        self, request: DecisionRequest, *, now: float | None = None
+        self,
+        request: DecisionRequest,
+        *,
+        now: float | None = None,
+        serialized_features: bool = False,
     ) -> tuple[Decision, list[dict[str, Any]]]:
-        """The decision and its DSJson log records (one per slot), pending their rewards."""
+        """The decision and its DSJson log records (one per slot), pending their rewards.
+
+        `serialized_features`: records bound for the log only, their "c" already JSON (see
+        `build_record`).
+        """
         served, choices = self.choose(request)
         cfg = served.config
         records = [
@@ -228,6 +236,7 @@ class DecisionEngine:
                 slot=c.slot,
                 deferred=request.deferred,
                 now=now,
+                serialized_features=serialized_features,
             )
             for c in choices
         ]

@@ -138,7 +138,7 @@ class FeatureSet:
     context: dict[str, Any]
     actions: list[dict[str, Any]]
     action_ids: list[str]
-    _json: str | None = field(default=None, repr=False)
+    _json: bytes | None = field(default=None, repr=False)
     _hashed: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -169,9 +169,10 @@ class FeatureSet:
     def dsjson_c(self) -> dict[str, Any]:
         return {**self.context, "_multi": self.actions}
 
-    def vw_json(self) -> str:
+    def vw_json(self) -> bytes:
+        """`dsjson_c()` as JSON (UTF-8): what VW parses, and the log record's "c", serialized once."""
         if self._json is None:
-            self._json = orjson.dumps(self.dsjson_c()).decode()
+            self._json = orjson.dumps(self.dsjson_c())
         return self._json
 
     def hashed(self, dim: int) -> np.ndarray:

@@ -56,10 +56,11 @@ class VWPolicy(Policy):
         return cls(config, model_data=data)
 
 
-Predict = Callable[[str], list[tuple[int, float]]]
+# VW's parsers take the JSON as str or as UTF-8 bytes (as `FeatureSet.vw_json` gives it).
+Predict = Callable[[str | bytes], list[tuple[int, float]]]
 # (JSON text, the chosen action's index from the end, its label); from the end because VW
 # emits a shared example first only when the context has features.
-Learn = Callable[[str, int, vw.CBLabel], None]
+Learn = Callable[[str | bytes, int, vw.CBLabel], None]
 LearnDSJson = Callable[[str], None]
 
 
@@ -85,7 +86,7 @@ def _native_calls(
     if parse is None or parse_dsjson is None or native is None or not workspace.multiline:
         dsjson_parser = vw.DSJsonFormatParser(workspace)
 
-        def learn_public(text: str, chosen: int, label: vw.CBLabel) -> None:
+        def learn_public(text: str | bytes, chosen: int, label: vw.CBLabel) -> None:
             examples = parser.parse_json(text)
             examples[chosen].set_label(label)
             workspace.learn_one(examples)
@@ -99,7 +100,7 @@ def _native_calls(
     predict = native.predict_multi_ex_one
     learn_multi = native.learn_multi_ex_one
 
-    def learn_native(text: str, chosen: int, label: vw.CBLabel) -> None:
+    def learn_native(text: str | bytes, chosen: int, label: vw.CBLabel) -> None:
         examples = parse(native, text)
         examples[chosen]._set_label(label)
         learn_multi(examples)

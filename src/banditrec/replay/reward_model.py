@@ -51,7 +51,7 @@ class _HashedFeatures:
         per_row = data.n_actions * dim
         self.keep = data.n * per_row * 4 <= _DESIGN_BUDGET_BYTES
         self.stored: list[np.ndarray] = []
-        self.cache: dict[str, np.ndarray] = {}
+        self.cache: dict[bytes, np.ndarray] = {}
         self.cache_limit = max(1, _CACHE_BUDGET_BYTES // (per_row * 8))
 
     def _featurize(self, start: int, stop: int) -> np.ndarray:

@@ -206,7 +206,9 @@ class DecisionService:
         self, rt: AppRuntime, request: DecisionRequest, where: str = ""
     ) -> tuple[Decision, list]:
         try:
-            return rt.engine.decide_logged(request)
+            # The records go straight to the log: their features are serialized here, once
+            # (VW parsed the same bytes), while they are still in this core's cache.
+            return rt.engine.decide_logged(request, serialized_features=True)
         except UnknownSlotError as exc:
             raise ApiError(
                 422, "invalid request", [{"loc": where or "body", "msg": str(exc)}]

@@ -206,8 +206,8 @@ class DecisionService:
         self, rt: AppRuntime, request: DecisionRequest, where: str = ""
     ) -> tuple[Decision, list]:
         try:
-            # The records go straight to the log: their features are serialized here, once
-            # (VW parsed the same bytes), while they are still in this core's cache.
+            # The records go straight to the log: their features go in as the JSON VW
+            # already parsed, so the bulk of each record is serialized once.
             return rt.engine.decide_logged(request, serialized_features=True)
         except UnknownSlotError as exc:
             raise ApiError(

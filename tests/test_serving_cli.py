@@ -97,3 +97,15 @@ def test_build_app_seeds_the_configs_and_builds_both_deployments(
             build_app({"config": str(path), "redis_url": redis_url, "surprise": 1})
     finally:
         log.drop_app(name)
+
+
+def test_serve_runs_one_replica_per_cpu_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditrec.cli.serve import MAX_DEFAULT_REPLICAS, default_replicas
+
+    assert default_replicas(2, None) == 2  # --num-cpus 2
+    assert default_replicas(64, None) == MAX_DEFAULT_REPLICAS
+    assert default_replicas(8, "auto") == 1  # a cluster's Serve config says how many
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    assert default_replicas(None, None) == 3
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert default_replicas(None, None) == 1

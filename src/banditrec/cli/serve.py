@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -12,6 +13,17 @@ import typer
 from .app import app
 
 DEV_KEY_FILE = "admin.key"
+# A replica answers on one Python thread, so it uses at most one core: by default `serve`
+# runs one per CPU (on 2 cores, two replicas served 30-40% more decisions/s than one, with
+# a lower p99). Capped because each replica is a process holding every app's models.
+MAX_DEFAULT_REPLICAS = 8
+
+
+def default_replicas(num_cpus: int | None, address: str | None) -> int:
+    """Ingress replicas when --replicas is not given."""
+    if address is not None:  # a cluster: its Serve config file says how many, and where
+        return 1
+    return max(1, min(num_cpus or os.cpu_count() or 1, MAX_DEFAULT_REPLICAS))
 
 
 def _dev_key(data_dir: Path) -> tuple[str, bool]:
@@ -51,7 +63,15 @@ def serve_command(
     data_dir: Annotated[
         Path, typer.Option(help="Embedded Redis data, the spool and the development key.")
     ] = Path(".banditrec"),
-    replicas: Annotated[int, typer.Option(min=1, help="Ingress replicas.")] = 1,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Ingress replicas. Default: one per CPU of a locally started Ray, at most "
+            f"{MAX_DEFAULT_REPLICAS} (a replica answers on one Python thread: it uses one core); "
+            "1 when joining a cluster.",
+        ),
+    ] = None,
     keys_file: Annotated[
         Path | None,
         typer.Option(help="A keys file written by `banditrec keys create` (re-read on change)."),
@@ -98,7 +118,7 @@ def serve_command(
         address=address,
         redis_url=redis_url,
         data_dir=data_dir,
-        replicas=replicas,
+        replicas=replicas or default_replicas(num_cpus, address),
         open_access=open_access,
         keep_live_configs=keep_live_configs,
         fast_ingress=not default_proxy,
@@ -113,7 +133,10 @@ def serve_command(
         typer.echo(
             f"Redis: {service.redis_url if service.redis is None else 'embedded, ' + service.redis_url}"
         )
-        typer.echo(f"ingress: {'Serve default proxy' if default_proxy else 'HAProxy'}")
+        typer.echo(
+            f"ingress: {'Serve default proxy' if default_proxy else 'HAProxy'}, "
+            f"{options.replicas} replica{'s' if options.replicas > 1 else ''}"
+        )
         if dev_key is not None:
             state = "new" if fresh else "kept"
             typer.echo(

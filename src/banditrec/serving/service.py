@@ -67,6 +67,10 @@ class EventIds:
         return f"{self._prefix}{next(self._counter):010x}"
 
 
+def unknown_app(app: str) -> ApiError:
+    return ApiError(404, "unknown app", [{"loc": "app", "msg": f"no app named {app!r}"}])
+
+
 def with_event_id(data: Any, new_id: Callable[[], str]) -> Any:
     if isinstance(data, dict) and "event_id" not in data:
         data["event_id"] = new_id()
@@ -123,7 +127,7 @@ class DecisionService:
     def runtime(self, app: str) -> AppRuntime:
         rt = self._apps.get(app)
         if rt is None:
-            raise ApiError(404, "unknown app", [{"loc": "app", "msg": f"no app named {app!r}"}])
+            raise unknown_app(app)
         return rt
 
     def _load_app(self, app: str) -> AppRuntime | None:
@@ -226,9 +230,7 @@ class DecisionService:
         except UNAVAILABLE_ERRORS as exc:
             raise ApiError(503, "event log unavailable", [str(exc)]) from None
         except UnknownAppError:  # deleted from Redis since this replica loaded it
-            raise ApiError(
-                404, "unknown app", [{"loc": "app", "msg": f"no app named {app!r}"}]
-            ) from None
+            raise unknown_app(app) from None
 
     def _answered(self, app: str, decision: Decision, stored: list) -> Decision:
         if stored and stored[0] is not None:
@@ -333,7 +335,7 @@ class DecisionService:
         except ConfigChangedError as exc:
             raise ApiError(409, "conflict", [str(exc)]) from None
         except UnknownAppError as exc:  # deleted from Redis since this replica loaded it
-            raise ApiError(404, "unknown app", [{"loc": "app", "msg": str(exc)}]) from None
+            raise unknown_app(exc.app) from None
 
     def _info(self, app: str) -> dict[str, Any]:
         rt = self.runtime(app)

@@ -107,6 +107,11 @@ def _log_call(app: str, events: list[list[dict[str, Any]]], now: str, *, replay:
     return "log_decisions", keys, args
 
 
+def _not_json(exc: Exception) -> ValueError:
+    """What the caller of a record that orjson refused gets: its own error, no one else's."""
+    return ValueError(f"decision record cannot be serialized: {exc}")
+
+
 def _serializable(chunk: list[tuple[_Job, list[dict[str, Any]]]]) -> list[tuple[_Job, Any]]:
     """The events of `chunk` that are JSON; the job of any other one fails with a ValueError."""
     kept = []
@@ -116,7 +121,7 @@ def _serializable(chunk: list[tuple[_Job, list[dict[str, Any]]]]) -> list[tuple[
         try:
             orjson.dumps(event)
         except (TypeError, ValueError) as exc:
-            job.error = ValueError(f"decision record cannot be serialized: {exc}")
+            job.error = _not_json(exc)
             continue
         kept.append((job, event))
     return [(job, event) for job, event in kept if job.error is None]
@@ -588,7 +593,7 @@ class EventLog:
             try:
                 lines += [orjson.dumps({"k": "d", "app": job.app, "rec": ev}) for ev in job.events]
             except (TypeError, ValueError) as exc:
-                job.error = ValueError(f"decision record cannot be serialized: {exc}")
+                job.error = _not_json(exc)
                 continue
             spooled.append(job)
         if not self._spool_lines(lines, only_if_spooling=only_if_spooling):

@@ -84,7 +84,7 @@ class _VWDirect:
             return None
         # Cost = −reward, as dsjson.set_reward writes it.
         line = b'{"_label_cost":' + repr(-head.reward).encode() + b"," + record[1:]
-        target.learn_dsjson(line.decode())
+        target.learn_dsjson(line)  # VW parses the bytes as they came from Redis
         return True
 
 

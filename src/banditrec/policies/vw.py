@@ -42,7 +42,7 @@ class VWPolicy(Policy):
         self._learn(it.features.vw_json(), it.chosen - len(it.features), label)
         self.n_learned += 1
 
-    def learn_dsjson(self, line: str) -> None:
+    def learn_dsjson(self, line: str | bytes) -> None:
         """Learn from one labelled DSJson line (a logged record with its cost), parsed by VW."""
         self._learn_dsjson(line)
         self.n_learned += 1
@@ -61,7 +61,7 @@ Predict = Callable[[str | bytes], list[tuple[int, float]]]
 # (JSON text, the chosen action's index from the end, its label); from the end because VW
 # emits a shared example first only when the context has features.
 Learn = Callable[[str | bytes, int, vw.CBLabel], None]
-LearnDSJson = Callable[[str], None]
+LearnDSJson = Callable[[str | bytes], None]
 
 
 def _native_calls(

@@ -66,7 +66,19 @@ def usage(before: Snapshot, after: Snapshot) -> dict[str, float]:
     }
     out = {name: cores for name, cores in out.items() if cores > 0.005}
     out["idle"] = round((after.idle - before.idle) / elapsed, 2)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+    return _busiest_first(out)
+
+
+def mean(usages: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of several runs' `usage`, per group (0 where a run did not list it)."""
+    groups = {g for u in usages for g in u}
+    return _busiest_first(
+        {g: round(sum(u.get(g, 0.0) for u in usages) / len(usages), 2) for g in groups}
+    )
+
+
+def _busiest_first(cores: dict[str, float]) -> dict[str, float]:
+    return dict(sorted(cores.items(), key=lambda kv: -kv[1]))
 
 
 def describe(cores: dict[str, float]) -> str:

@@ -261,11 +261,6 @@ def phase(path: str, args: argparse.Namespace) -> dict:
     def mean(runs: list[dict], k: str) -> float:
         return sum(r[k] for r in runs) / len(runs)
 
-    def mean_cpu(runs: list[dict]) -> dict[str, float]:
-        groups = {g for r in runs for g in r["cpu"]}
-        cores = {g: round(sum(r["cpu"].get(g, 0.0) for r in runs) / len(runs), 2) for g in groups}
-        return dict(sorted(cores.items(), key=lambda kv: -kv[1]))
-
     return {
         "path": path,
         "loader": noop_runs[0]["loader"],
@@ -280,8 +275,8 @@ def phase(path: str, args: argparse.Namespace) -> dict:
         "batch_decisions_per_s": batch_run["rps"] * args.batch_size,
         "batch_p99_ms": batch_run["p99_ms"],
         "batch_errors": batch_run["errors"],
-        "cpu_noop": mean_cpu(noop_runs),
-        "cpu_decide": mean_cpu(decide_runs),
+        "cpu_noop": cpu.mean([r["cpu"] for r in noop_runs]),
+        "cpu_decide": cpu.mean([r["cpu"] for r in decide_runs]),
         "cpu_batch": batch_run["cpu"],
         "decisions_logged": logged,
         "decisions_answered_approx": answered,

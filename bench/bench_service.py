@@ -84,7 +84,8 @@ def main() -> None:
             decisions = []
             for item in items:
                 request = DecisionRequest.model_validate(item | {"event_id": ids()}, context=limits)
-                decisions.append(engine.decide_logged(request)[0])
+                # as the service calls it, so that logging is the only difference
+                decisions.append(engine.decide_logged(request, serialized_features=True)[0])
             orjson.dumps(decisions)
             return len(items)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
 from .. import __version__
@@ -49,12 +50,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def create_api(service: DecisionService) -> FastAPI:
-    api = FastAPI(
+    # Swagger UI's script and stylesheet come from the installed fastapi-offline package,
+    # so /docs works on a machine without internet access (no CDN).
+    api = FastAPIOffline(
         title="banditrec",
         version=__version__,
         description="Decisions per impression with tunable exploration, rewards, online learning.",
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs-assets",
     )
     metrics = service.metrics
     limit = service.http.max_body_bytes

@@ -120,12 +120,6 @@ def floored(pmf: list[float], floor: float) -> list[float]:
     return [v / total for v in out]
 
 
-def one_hot(k: int, index: int) -> np.ndarray:
-    p = np.zeros(k)
-    p[index] = 1.0
-    return p
-
-
 def ranking_order(pmf: np.ndarray | Sequence[float], chosen: int) -> list[int]:
     """The chosen action first, then the rest by probability (ties keep offered order)."""
     p = pmf.tolist() if isinstance(pmf, np.ndarray) else pmf

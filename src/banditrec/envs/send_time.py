@@ -103,10 +103,6 @@ class SendTimeEnv(BanditEnv):
         block_one_hot = np.eye(len(BLOCKS))[np.arange(HOURS) // 4]
         self._action_obs = np.hstack([np.eye(HOURS), block_one_hot]).astype(np.float32)
 
-    @property
-    def hour_ids(self) -> list[str]:
-        return [a["id"] for a in self._actions]
-
     def _build_world(self, rng: np.random.Generator) -> None:
         p = self.params
         n, a = p.n_users, len(ARCHETYPES)

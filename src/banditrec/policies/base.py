@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -39,13 +38,6 @@ class Policy(ABC):
 
     @abstractmethod
     def learn(self, it: Interaction) -> None: ...
-
-    def learn_many(self, interactions: Iterable[Interaction]) -> int:
-        n = 0
-        for it in interactions:
-            self.learn(it)
-            n += 1
-        return n
 
     @abstractmethod
     def to_bytes(self) -> bytes: ...

@@ -81,10 +81,3 @@ def action_ids(env: gym.Env) -> list[str]:
     if ids is not None and len(ids) == n:
         return [str(a) for a in ids]
     return [str(i) for i in range(n)]
-
-
-def action_specs(env: gym.Env, info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The actions as the HTTP API takes them: the env's `info["actions"]` when it has them."""
-    if info is not None and isinstance(info.get("actions"), list):
-        return [dict(a) for a in info["actions"]]
-    return [{"id": a} for a in action_ids(env)]

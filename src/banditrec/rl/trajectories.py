@@ -64,10 +64,6 @@ class Trajectories:
     def mask(self) -> np.ndarray:
         return self.rows >= 0
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.mask.sum(axis=1)
-
     def _take(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
         out = np.full(self.rows.shape, fill, dtype=np.float64)
         out[self.mask] = values[self.rows[self.mask]]

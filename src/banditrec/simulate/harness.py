@@ -196,6 +196,7 @@ def _run(
 ) -> dict[str, Any]:
     cfg = engine.config
     id_feature = getattr(cfg.policy, "action_id_feature", True)
+    scale = cfg.cost_scales()[None]
     arrays = {
         k: np.zeros(steps)
         for k in ("rewards", "expected", "policy_value", "oracle", "uniform", "probability")
@@ -231,7 +232,7 @@ def _run(
             )
             sink.write(
                 orjson.dumps(
-                    set_reward(record, reward, joined_at=now), option=orjson.OPT_APPEND_NEWLINE
+                    set_reward(record, reward, joined_at=now, scale=scale), option=orjson.OPT_APPEND_NEWLINE
                 )
             )
         if learn:

@@ -78,6 +78,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "bag 5": {"explorer": {"type": "bag", "bags": 5}},
     "squarecb cost −reward": {"explorer": {"type": "squarecb"}, "cost": "negative"},
     "squarecb no crosses": {"explorer": {"type": "squarecb"}, "interactions": []},
+    "squarecb no id feature": {"explorer": {"type": "squarecb"}, "action_id_feature": False},
+    "squarecb γ scale 30": {"explorer": {"type": "squarecb", "gamma_scale": 30.0}},
     "squarecb -q ::": {"explorer": {"type": "squarecb"}, "interactions": ["::"]},
 }
 

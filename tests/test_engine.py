@@ -172,7 +172,7 @@ def test_logged_record_is_readable_by_vw_dsjson():
     examples = vw.DSJsonFormatParser(ws).parse_json(orjson.dumps(record).decode())
     labelled = [e.get_label() for e in examples if e.get_label().label is not None]
     assert len(labelled) == 1 and labelled[0].label[1:] == (
-        -1.0,
+        0.0,  # the best reward of the range [0, 1] is cost 0
         pytest.approx(record["_label_probability"]),
     )
     ws.learn_one(examples)

@@ -210,6 +210,13 @@ class Learner:
             log.warning("app %r: %s; reloading the current model", self.app, exc)
             self.load()
             return None
+        unmatched = sum(
+            p.interactions.take_unmatched_events()
+            for p in engine.policies.values()
+            if isinstance(p, VWPolicy)
+        )
+        if unmatched:
+            self.log.add_counts(self.app, {"unmatched_interaction_events": unmatched})
         state.base_version = version
         state.published_offset = state.offset
         state.learned_since_publish = state.skipped_since_publish = 0

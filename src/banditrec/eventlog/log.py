@@ -519,6 +519,15 @@ class EventLog:
         return out
 
     @_unavailable_as_error
+    def add_counts(self, app: str, counts: dict[str, int]) -> None:
+        """Add to the app's counters (`stats`)."""
+        k = AppKeys(check_app_name(app))
+        pipe = self.client.pipeline(transaction=False)
+        for name, n in counts.items():
+            pipe.hincrby(k.stats, name, n)
+        pipe.execute()
+
+    @_unavailable_as_error
     def unknown_app_rewards(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(UNKNOWN_APP_STATS_KEY).items()}
 

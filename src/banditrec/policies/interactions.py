@@ -68,6 +68,11 @@ class InteractionCheck:
         self._n = 0
         self._warned: set[str] = set()
 
+    def take_unmatched_events(self) -> int:
+        """The events counted since the last call (what the learner adds to the app's stats)."""
+        n, self.unmatched_events = self.unmatched_events, 0
+        return n
+
     def due(self) -> bool:
         """Called once per learned event: whether to look at this one's namespaces."""
         due = self._n % CHECK_EVERY == 0

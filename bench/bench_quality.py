@@ -54,7 +54,7 @@ SYNTHETIC = {
     "syn-k20-d30-noisy": (20, 30, 20, 0.05),
 }
 SIMULATORS = {"content": "banditrec/Content-v0", "channel": "banditrec/Channel-v0"}
-SIM_STEPS = 4000
+SIM_STEPS = 2000
 
 # The anchor: VW's explorers as a VW user runs them.
 VW_ANCHORS: dict[str, list[str]] = {
@@ -70,16 +70,20 @@ VW_NEGATIVE = "VW ε-greedy 0.05 cost −reward"
 CANDIDATES: dict[str, dict[str, Any]] = {
     "banditrec default": {},
     "ε-greedy 0.05": {"explorer": {"type": "epsilon", "epsilon": 0.05}},
-    "squarecb": {"explorer": {"type": "squarecb"}},
+    "squarecb lr 0.5": {"explorer": {"type": "squarecb"}, "learning_rate": 0.5},
     "squarecb lr 1": {"explorer": {"type": "squarecb"}, "learning_rate": 1.0},
-    "squarecb lr 0.25": {"explorer": {"type": "squarecb"}, "learning_rate": 0.25},
+    "squarecb γ 30 lr 0.5": {
+        "explorer": {"type": "squarecb", "gamma_scale": 30.0},
+        "learning_rate": 0.5,
+    },
+    "squarecb γ 30 lr 1": {
+        "explorer": {"type": "squarecb", "gamma_scale": 30.0},
+        "learning_rate": 1.0,
+    },
     "regcb optimistic": {"explorer": {"type": "regcb", "optimistic": True}},
-    "cover 3": {"explorer": {"type": "cover", "policies": 3}},
     "bag 5": {"explorer": {"type": "bag", "bags": 5}},
     "squarecb cost −reward": {"explorer": {"type": "squarecb"}, "cost": "negative"},
     "squarecb no crosses": {"explorer": {"type": "squarecb"}, "interactions": []},
-    "squarecb no id feature": {"explorer": {"type": "squarecb"}, "action_id_feature": False},
-    "squarecb γ scale 30": {"explorer": {"type": "squarecb", "gamma_scale": 30.0}},
     "squarecb -q ::": {"explorer": {"type": "squarecb"}, "interactions": ["::"]},
 }
 
@@ -240,11 +244,9 @@ def print_table(scores: dict[str, dict[str, list[float]]], probs: list[Problem],
     print("| | " + " | ".join(p.name for p in probs) + " |")
     print("| --- |" + " --- |" * len(probs))
     for name, by_problem in scores.items():
-        cells = [
-            "{:.3f} ± {:.3f}".format(*mean_se(by_problem[p.name])) for p in probs
-        ]
+        cells = ["{:.3f} ± {:.3f}".format(*mean_se(by_problem[p.name])) for p in probs]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    default = scores["banditrec default"] if "banditrec default" in scores else None
+    default = scores.get("banditrec default")
     if default is None:
         return
     for p in probs:
@@ -269,7 +271,9 @@ def plot(scores: dict[str, dict[str, list[float]]], probs: list[Problem], path: 
     for ax, p in zip(axes[0], probs, strict=True):
         stats = [mean_se(scores[n][p.name]) for n in names]
         colors = ["tab:gray" if n.startswith("VW") else "tab:blue" for n in names]
-        colors[names.index("banditrec default")] = "tab:red" if "banditrec default" in names else None
+        colors[names.index("banditrec default")] = (
+            "tab:red" if "banditrec default" in names else None
+        )
         ax.barh(range(len(names)), [m for m, _ in stats], xerr=[s for _, s in stats], color=colors)
         ax.set_title(p.name, fontsize=9)
         ax.set_yticks(range(len(names)), names if ax is axes[0][0] else [], fontsize=7)

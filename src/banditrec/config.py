@@ -126,7 +126,11 @@ class VWPolicyConfig(_Strict):
     """Vowpal Wabbit `cb_explore_adf` with action-dependent features."""
 
     kind: Literal["vw"] = "vw"
-    explorer: Explorer = Field(default_factory=EpsilonGreedy)
+    explorer: Explorer = Field(
+        default_factory=SquareCB,
+        description="How the policy explores; the default (SquareCB) was chosen by "
+        "bench/bench_quality.py against VW's own explorers (BENCHMARKS.md).",
+    )
     cb_type: Literal["ips", "dr", "mtr", "dm"] = "mtr"
     interactions: list[str] | None = Field(
         None,
@@ -135,7 +139,9 @@ class VWPolicyConfig(_Strict):
         "as namespaces appear. A list: exactly these, by first letter as VW's -q/--interactions, "
         "e.g. ['ut'] crosses namespaces starting with 'u' (user) and 't' (topic); [] for none.",
     )
-    learning_rate: float | None = Field(None, gt=0.0)
+    learning_rate: float | None = Field(
+        1.0, gt=0.0, description="VW's -l (None: VW's own default, 0.5); 1.0 measured best."
+    )
     power_t: float | None = Field(None, ge=0.0)
     l2: float | None = Field(None, ge=0.0)
     bits: int = Field(18, ge=8, le=28)

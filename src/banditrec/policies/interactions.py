@@ -81,14 +81,11 @@ class InteractionCheck:
             self.unmatched_events += 1
         return due
 
-    def cross_args(self) -> list[str]:
-        args: list[str] = []
-        for ctx, act in sorted(self.crosses):
-            args += [FULL_NAME_FLAG, f"{ctx}|{act}"]
-        return args
-
-    def observe(self, context: Mapping[str, Any], actions: Sequence[Mapping[str, Any]]) -> bool:
-        """Take one event's namespaces; True when new crosses were added (reload VW)."""
+    def observe(
+        self, context: Mapping[str, Any], actions: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Take one event's namespaces; VW arguments for the crosses to add (the model keeps
+        those it has: loading it with them again would list them twice in its header)."""
         ctx, act = namespaces(context, actions)
         if self.auto:
             new = {
@@ -98,7 +95,7 @@ class InteractionCheck:
                 if (c, a) not in self.crosses and _CROSSABLE.match(c) and _CROSSABLE.match(a)
             }
             self.crosses |= new
-            return bool(new)
+            return [arg for ctx, act in sorted(new) for arg in (FULL_NAME_FLAG, f"{ctx}|{act}")]
         if not self.seen.issuperset(ctx | act):
             self.seen |= ctx | act
         was = bool(self.unmatched)
@@ -115,4 +112,4 @@ class InteractionCheck:
                     term,
                     ", ".join(sorted(self.seen)) or "none",
                 )
-        return False
+        return []

@@ -27,8 +27,8 @@ class VWPolicy(Policy):
         self._open(model_data)
         self.n_learned = n_learned
 
-    def _open(self, model_data: bytes | None) -> None:
-        args = self.config.vw_args() + self.interactions.cross_args()
+    def _open(self, model_data: bytes | None, crosses: list[str] | None = None) -> None:
+        args = self.config.vw_args() + (crosses or [])
         self.workspace = (
             vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
         )
@@ -37,8 +37,9 @@ class VWPolicy(Policy):
 
     def _observe(self, context: dict[str, Any], actions: list[dict[str, Any]]) -> None:
         """New crosses (see policies/interactions.py): VW takes them as it reloads its model."""
-        if self.interactions.observe(context, actions):
-            self._open(self.to_bytes())
+        crosses = self.interactions.observe(context, actions)
+        if crosses:
+            self._open(self.to_bytes(), crosses)
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         return np.array(self.probabilities(x, seed))

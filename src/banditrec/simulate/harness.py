@@ -235,7 +235,8 @@ def _run(
             )
             sink.write(
                 orjson.dumps(
-                    set_reward(record, reward, joined_at=now, scale=scale), option=orjson.OPT_APPEND_NEWLINE
+                    set_reward(record, reward, joined_at=now, scale=scale),
+                    option=orjson.OPT_APPEND_NEWLINE,
                 )
             )
         if learn:

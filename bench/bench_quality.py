@@ -271,9 +271,8 @@ def plot(scores: dict[str, dict[str, list[float]]], probs: list[Problem], path: 
     for ax, p in zip(axes[0], probs, strict=True):
         stats = [mean_se(scores[n][p.name]) for n in names]
         colors = ["tab:gray" if n.startswith("VW") else "tab:blue" for n in names]
-        colors[names.index("banditrec default")] = (
-            "tab:red" if "banditrec default" in names else None
-        )
+        if "banditrec default" in names:
+            colors[names.index("banditrec default")] = "tab:red"
         ax.barh(range(len(names)), [m for m, _ in stats], xerr=[s for _, s in stats], color=colors)
         ax.set_title(p.name, fontsize=9)
         ax.set_yticks(range(len(names)), names if ax is axes[0][0] else [], fontsize=7)

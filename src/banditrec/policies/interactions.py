@@ -68,6 +68,10 @@ class InteractionCheck:
         self._n = 0
         self._warned: set[str] = set()
 
+    def cross_args(self) -> list[str]:
+        """VW arguments for every cross this policy's model has."""
+        return [a for ctx, act in sorted(self.crosses) for a in (FULL_NAME_FLAG, f"{ctx}|{act}")]
+
     def take_unmatched_events(self) -> int:
         """The events counted since the last call (what the learner adds to the app's stats)."""
         n, self.unmatched_events = self.unmatched_events, 0
@@ -95,7 +99,7 @@ class InteractionCheck:
                 if (c, a) not in self.crosses and _CROSSABLE.match(c) and _CROSSABLE.match(a)
             }
             self.crosses |= new
-            return [arg for ctx, act in sorted(new) for arg in (FULL_NAME_FLAG, f"{ctx}|{act}")]
+            return [a for ctx, act in sorted(new) for a in (FULL_NAME_FLAG, f"{ctx}|{act}")]
         if not self.seen.issuperset(ctx | act):
             self.seen |= ctx | act
         was = bool(self.unmatched)

@@ -35,6 +35,11 @@ class VWPolicy(Policy):
         self._parser = vw.JsonFormatParser(self.workspace)
         self._predict, self._learn, self._learn_dsjson = _native_calls(self.workspace, self._parser)
 
+    def vw_args(self) -> list[str]:
+        """The VW arguments this model learns with, its crosses included: what `vw --dsjson`
+        needs to learn an exported log as the service did."""
+        return self.config.vw_args() + self.interactions.cross_args()
+
     def _observe(self, context: dict[str, Any], actions: list[dict[str, Any]]) -> None:
         """New crosses (see policies/interactions.py): VW takes them as it reloads its model."""
         crosses = self.interactions.observe(context, actions)

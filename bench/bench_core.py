@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import vowpal_wabbit_next as vw
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,40 +43,32 @@ def make_request(rng: np.random.Generator, i: int, n_actions: int = 10) -> Decis
     return DecisionRequest(event_id=f"ev-{i}", context=context, actions=actions)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=5000)
-    args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    requests = [make_request(rng, i) for i in range(args.n)]
-
-    # --- VW decide vs its raw floor, same run ---------------------------------------
-    app = AppConfig(
-        name="bench",
-        policy={
-            "kind": "vw",
-            "explorer": {"type": "epsilon", "epsilon": 0.1},
-            "action_id_feature": False,
-        },
-    )
+def vw_figures(title: str, policy: dict, requests: list[DecisionRequest], n: int) -> list[dict]:
+    """Decide against the raw VW floor (the same VW arguments, crosses included), and learn
+    against raw VW parsing the DSJson lines; returns the joined records (for LinUCB below)."""
+    rng = np.random.default_rng(1)
+    app = AppConfig(name="bench", policy=policy)
+    records = []
+    warm = DecisionEngine(app)  # decides and learns once over the requests: crosses in place
+    for r in requests:
+        _, (rec,) = warm.decide_logged(r)
+        records.append(set_reward(rec, float(rng.random() < 0.3)))
     engine = DecisionEngine(app)
-    raw = vw.Workspace(app.policy.vw_args())
+    for rec in records[:50]:  # the default adds its crosses as it learns: learn a few first
+        engine.learn(rec)
+    vw_args = engine.policies[None].vw_args()
+    raw = vw.Workspace(vw_args, model_data=engine.policies[None].to_bytes())
     parser = vw.JsonFormatParser(raw)
     prepared = [engine.features(r)[None].vw_json() for r in requests]
 
     it = iter(range(10**9))
-    floor = per_call(
-        lambda: raw.predict_one(parser.parse_json(prepared[next(it) % args.n])), args.n
-    )
+    floor = per_call(lambda: raw.predict_one(parser.parse_json(prepared[next(it) % n])), n)
     it = iter(range(10**9))
-    decide = per_call(lambda: engine.decide(requests[next(it) % args.n]), args.n)
+    decide = per_call(lambda: engine.decide(requests[next(it) % n]), n)
     it = iter(range(10**9))
-    decide_logged = per_call(lambda: engine.decide_logged(requests[next(it) % args.n]), args.n)
-    dumped = [r.model_dump() for r in requests[:1000]]
-    it = iter(range(10**9))
-    validate = per_call(lambda: DecisionRequest.model_validate(dumped[next(it) % 1000]), 2000)
+    decide_logged = per_call(lambda: engine.decide_logged(requests[next(it) % n]), n)
 
-    print("VW epsilon-greedy, 10 actions x 20 features")
+    print(f"{title}: {' '.join(a for a in vw_args if a != '--quiet')}")
     print(
         f"  raw VW floor (parse prepared JSON + predict) p50 {us(floor):7.1f} us  p99 {us(floor, 99):7.1f} us"
     )
@@ -83,22 +76,14 @@ def main() -> None:
         f"  engine.decide                                 p50 {us(decide):7.1f} us  p99 {us(decide, 99):7.1f} us  ratio {us(decide) / us(floor):.2f}x floor"
     )
     print(f"  engine.decide_logged (+ DSJson record)        p50 {us(decide_logged):7.1f} us")
-    print(f"  DecisionRequest validation (pydantic, HTTP)   p50 {us(validate):7.1f} us")
 
-    # --- learn throughput -----------------------------------------------------------
-    records = []
-    for r in requests:
-        _, (rec,) = engine.decide_logged(r)
-        records.append(set_reward(rec, float(rng.random() < 0.3)))
     learner = DecisionEngine(app)
     t = time.perf_counter()
     for rec in records:
         learner.learn(rec)
     learn_rate = len(records) / (time.perf_counter() - t)
-    raw_learner = vw.Workspace(app.policy.vw_args())
+    raw_learner = vw.Workspace(vw_args)
     dsjson = vw.DSJsonFormatParser(raw_learner)
-    import orjson
-
     texts = [orjson.dumps(rec).decode() for rec in records]
     t = time.perf_counter()
     for text in texts:
@@ -107,6 +92,31 @@ def main() -> None:
     print(
         f"  engine.learn (joined record dict)   {learn_rate:9.0f} events/s  ({learn_rate / raw_rate:.2f}x raw VW DSJson parse+learn at {raw_rate:.0f}/s)"
     )
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=5000)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    requests = [make_request(rng, i) for i in range(args.n)]
+
+    # --- VW decide vs its raw floor, same run ---------------------------------------
+    # The shape the decision-core figures were first stated for (no crosses), then the
+    # default app, which crosses user × topic (10 × 10 more features per action).
+    shape = {
+        "kind": "vw",
+        "explorer": {"type": "epsilon", "epsilon": 0.1},
+        "action_id_feature": False,
+        "interactions": [],
+    }
+    records = vw_figures("VW epsilon-greedy, 10 actions x 20 features", shape, requests, args.n)
+    vw_figures("default app {kind: vw}, same requests", {"kind": "vw"}, requests, args.n)
+    dumped = [r.model_dump() for r in requests[:1000]]
+    it = iter(range(10**9))
+    validate = per_call(lambda: DecisionRequest.model_validate(dumped[next(it) % 1000]), 2000)
+    print(f"DecisionRequest validation (pydantic, HTTP)     p50 {us(validate):7.1f} us")
 
     # --- LinUCB at d = 50 -----------------------------------------------------------
     lin = DecisionEngine(AppConfig(name="lin", policy={"kind": "linucb", "dim": 50}))

@@ -56,7 +56,8 @@ def test_learning_changes_what_is_served():
     engine = DecisionEngine(vw_app(min_probability=0.0))
     req = DecisionRequest(event_id="e", context={"user": {"c": "IN"}}, actions=ARTICLES)
     before = engine.decide(req)
-    for i in range(200):
+    # ε = 0.1 over 6 actions tries the rewarded one 1 time in 60: give it a few hundred events
+    for i in range(400):
         _, (record,) = engine.decide_logged(req.model_copy(update={"event_id": f"t{i}"}))
         chosen = record["_banditrec"]["action_ids"][record["_labelIndex"]]
         engine.learn(set_reward(record, 1.0 if chosen == "article-4" else 0.0))
@@ -172,7 +173,7 @@ def test_logged_record_is_readable_by_vw_dsjson():
     examples = vw.DSJsonFormatParser(ws).parse_json(orjson.dumps(record).decode())
     labelled = [e.get_label() for e in examples if e.get_label().label is not None]
     assert len(labelled) == 1 and labelled[0].label[1:] == (
-        -1.0,
+        0.0,  # the best reward of the range [0, 1] is cost 0
         pytest.approx(record["_label_probability"]),
     )
     ws.learn_one(examples)

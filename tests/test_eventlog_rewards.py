@@ -44,7 +44,7 @@ def test_reward_is_joined_as_cost(event_log: EventLog, app_name: str) -> None:
     assert event_log.add_reward(app_name, req.event_id, 0.75) is RewardOutcome.ACCEPTED
     assert event_log.join_due(app_name) == 0, "joined before its wait was over"
     rec = joined(event_log, app_name)[req.event_id]
-    assert rec["_label_cost"] == -0.75
+    assert rec["_label_cost"] == 0.25  # cost = (1 − reward) / (1 − 0): reward range [0, 1]
     assert rec["_banditrec"]["reward"] == 0.75
     assert rec["_banditrec"]["n_rewards"] == 1
     assert engine.learn(rec) is True
@@ -62,7 +62,8 @@ def test_no_reward_joins_the_default(event_log: EventLog, app_name: str) -> None
     req = make_requests(1)[0]
     serve(event_log, engine, req)
     rec = joined(event_log, app_name)[req.event_id]
-    assert rec["_label_cost"] == 0.5
+    assert rec["_label_cost"] == 1.5
+    assert rec["_banditrec"]["reward"] == -0.5
     assert rec["_banditrec"]["n_rewards"] == 0
     assert event_log.stats(app_name)["joined_default"] == 1
 

@@ -129,8 +129,9 @@ def test_vw_without_context_features_learns_the_right_action():
         AppConfig(policy={"kind": "vw", "explorer": {"type": "epsilon", "epsilon": 0.0}}).policy
     )
     x = FeatureSet.build({}, [("a", {}), ("b", {}), ("c", {})])
-    for _ in range(30):
-        policy.learn(Interaction(x, 2, 1 / 3, 1.0))
+    for _ in range(30):  # untried actions look as good as the best (cost 0): try them all
+        for chosen in range(3):
+            policy.learn(Interaction(x, chosen, 1 / 3, 1.0 if chosen == 2 else 0.0))
     assert int(np.argmax(policy.pmf(x, 0))) == 2
 
 

@@ -105,7 +105,8 @@ def test_reads_a_service_export_and_reproduces_the_served_pmfs(service_log, trai
     assert data.n_actions == 4 and data.mask.all()
     assert data.action_ids is not None and data.action_ids[0] == ["email", "push", "sms", "in_app"]
     np.testing.assert_allclose(data.pscore, [r["_label_probability"] for r in records])
-    np.testing.assert_allclose(data.reward, [-r["_label_cost"] for r in records])
+    np.testing.assert_allclose(data.reward, [r["_banditrec"]["reward"] for r in records])
+    np.testing.assert_allclose(data.reward, [1.0 - r["_label_cost"] for r in records])
     np.testing.assert_allclose(data.pi_b.sum(axis=1), 1.0)
     assert data.event_id[5] == "ev2-5" and data.timestamp[5] == pytest.approx(1_700_000_005.0)
     assert data.seed(42, 5) == event_seed(42, "ev2-5")
@@ -122,8 +123,10 @@ def test_vw_plain_dsjson_and_gzip_read_the_same(service_log, tmp_path):
     with gzip.open(tmp_path / "vw.dsjson.gz", "wb") as fh:
         fh.write(b"".join(orjson.dumps(r) + b"\n" for r in plain))
     vw = read_dsjson(tmp_path / "vw.dsjson.gz")
-    for name in ("action", "reward", "pscore", "pi_b"):
+    for name in ("action", "pscore", "pi_b"):
         np.testing.assert_array_equal(getattr(vw, name), getattr(ours, name))
+    # VW's plain records are read as reward = −cost; ours learned cost = 1 − reward
+    np.testing.assert_allclose(vw.reward, ours.reward - 1.0)
     assert vw.ids(0) == ["0", "1", "2", "3"]  # VW logs have no action ids: positions name them
     assert vw.event_id[3] == records[3]["EventId"]
 

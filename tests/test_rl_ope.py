@@ -44,7 +44,7 @@ def test_trajectories_are_rebuilt_by_episode_and_step(short_log: list[dict], tmp
         assert list(steps) == list(range(len(steps)))  # ordered by step, none missing
         for t in range(len(steps)):
             record = by_event[f"{traj.episode_ids[e]}.{t}"]
-            assert traj.reward[e, t] == -record["_label_cost"]
+            assert traj.reward[e, t] == record[META_KEY]["reward"]
             assert traj.pscore[e, t] == record["_label_probability"]
             chosen = record[META_KEY]["action_ids"][record["_labelIndex"]]
             assert traj.action_ids[traj.action[e, t]] == chosen

@@ -12,7 +12,6 @@ import pytest
 import vowpal_wabbit_next as vw
 
 from banditrec import DecisionEngine, DecisionRequest
-from banditrec.config import VWPolicyConfig
 from banditrec.envs import suggested_policy
 from banditrec.schema import META_KEY, LoggedEvent
 from banditrec.simulate import (
@@ -132,7 +131,7 @@ def test_simulating_a_trained_engine_and_bad_arguments():
 @pytest.mark.parametrize(
     "policy",
     [
-        {"kind": "vw", "interactions": ["xl"], "explorer": {"type": "epsilon", "epsilon": 0.05}},
+        {"kind": "vw", "explorer": {"type": "epsilon", "epsilon": 0.05}},  # crosses: x × label, id
         {"kind": "vw", "interactions": ["xl"], "explorer": {"type": "squarecb"}},
     ],
     ids=["epsilon", "squarecb"],
@@ -144,7 +143,7 @@ def test_digits_progressive_reward_equals_vw_cli_driver(tmp_path, policy):
     "average loss", its progressive estimate Σ_a π_t(a|x_t) · ĉ_IPS(a) = π_t(a_t|x_t) · c_t / p_t,
     where π_t is VW's own pmf before learning example t. If the harness fed VW exactly what it
     served (same examples, same order, same learning), then π_t(a_t|x_t) = p_t and VW's average
-    loss is exactly −(the harness's mean reward): any bias the harness added (a skipped or
+    loss is exactly 1 − (the harness's mean reward) (cost = 1 − reward): any bias the harness added (a skipped or
     reordered example, a wrong probability or label) would break the equality. The app's floor
     is set to 0 so the served pmf is VW's own.
     """
@@ -158,10 +157,11 @@ def test_digits_progressive_reward_equals_vw_cli_driver(tmp_path, policy):
         log_path=log,
         progress=False,
     )
-    args = [a for a in VWPolicyConfig.model_validate(policy).vw_args() if a != "--quiet"]
+    assert result.engine is not None
+    args = [a for a in result.engine.policies[None].vw_args() if a != "--quiet"]
     output, _ = vw.run_cli_driver([*args, "--dsjson", "-d", str(log)], onethread=True)
     assert re.search(r"number of examples = (\d+)", output).group(1) == str(steps)
-    vw_reward = -float(re.search(r"average loss = (-?[\d.]+)", output).group(1))
+    vw_reward = 1.0 - float(re.search(r"average loss = (-?[\d.]+)", output).group(1))
     assert abs(vw_reward - result.rewards.mean()) < 0.005
     assert vw_reward == pytest.approx(
         result.rewards.mean(), abs=1e-5

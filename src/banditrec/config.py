@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .costs import UNIT, CostScale
+
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -124,20 +126,29 @@ class VWPolicyConfig(_Strict):
     """Vowpal Wabbit `cb_explore_adf` with action-dependent features."""
 
     kind: Literal["vw"] = "vw"
-    explorer: Explorer = Field(default_factory=EpsilonGreedy)
-    cb_type: Literal["ips", "dr", "mtr", "dm"] = "mtr"
-    interactions: list[str] = Field(
-        default_factory=list,
-        description="Namespace interactions by first letter, as VW's -q/--interactions, "
-        "e.g. ['ua'] crosses namespaces starting with 'u' (user) and 'a' (action features).",
+    explorer: Explorer = Field(
+        default_factory=SquareCB,
+        description="How the policy explores; the default (SquareCB) was chosen by "
+        "bench/bench_quality.py against VW's own explorers (BENCHMARKS.md).",
     )
-    learning_rate: float | None = Field(None, gt=0.0)
+    cb_type: Literal["ips", "dr", "mtr", "dm"] = "mtr"
+    interactions: list[str] | None = Field(
+        None,
+        description="Namespace interactions. Unset (the default): every context namespace "
+        "crossed with every action namespace (the action id's 'id' included), by full name, "
+        "as namespaces appear. A list: exactly these, by first letter as VW's -q/--interactions, "
+        "e.g. ['ut'] crosses namespaces starting with 'u' (user) and 't' (topic); [] for none.",
+    )
+    learning_rate: float | None = Field(
+        1.0, gt=0.0, description="VW's -l (None: VW's own default, 0.5); 1.0 measured best."
+    )
     power_t: float | None = Field(None, ge=0.0)
     l2: float | None = Field(None, ge=0.0)
     bits: int = Field(18, ge=8, le=28)
     reward_range: tuple[float, float] = Field(
         (0.0, 1.0),
-        description="Smallest and largest reward; SquareCB and RegCB scale their confidence to it.",
+        description="Smallest and largest reward: VW learns cost = (high − reward) / (high − low), "
+        "so the best reward is cost 0, the value untried actions start from (see costs.py).",
     )
     action_id_feature: bool = Field(
         True,
@@ -149,8 +160,8 @@ class VWPolicyConfig(_Strict):
 
     @field_validator("interactions")
     @classmethod
-    def _interactions_are_letters(cls, v: list[str]) -> list[str]:
-        for term in v:
+    def _interactions_are_letters(cls, v: list[str] | None) -> list[str] | None:
+        for term in v or ():
             if not (2 <= len(term) <= 4) or not all(c.isalnum() or c == ":" for c in term):
                 raise ValueError(
                     f"interaction {term!r} must be 2 to 4 namespace first letters (or ':' for all), e.g. 'ua'"
@@ -179,11 +190,9 @@ class VWPolicyConfig(_Strict):
         # never-stopped one would (restarted learners must be indistinguishable from clean runs)
         args = ["--cb_explore_adf", "--quiet", "--preserve_performance_counters"]
         args += ["--cb_type", self.cb_type, "-b", str(self.bits)]
-        if self.explorer.type in ("squarecb", "regcb"):  # the explorers that scale to costs
-            low, high = self.reward_range  # VW works in costs: cost = −reward
-            args += ["--cb_min_cost", str(-high), "--cb_max_cost", str(-low)]
+        # Costs are in [0, 1] (see `cost_scale`), the range VW's SquareCB and RegCB assume.
         args += self.explorer.vw_args()
-        for term in self.interactions:
+        for term in self.interactions or ():
             args += ["--interactions", term]
         if self.learning_rate is not None:
             args += ["-l", str(self.learning_rate)]
@@ -192,6 +201,9 @@ class VWPolicyConfig(_Strict):
         if self.l2 is not None:
             args += ["--l2", str(self.l2)]
         return args + list(self.extra_args)
+
+    def cost_scale(self) -> CostScale:
+        return CostScale(*self.reward_range)
 
 
 # --- numpy linear policies ------------------------------------------------------------
@@ -344,8 +356,17 @@ class AppConfig(_Strict):
                 raise ValueError("slots, when given, must name at least one slot")
         return self
 
+    def cost_scales(self) -> dict[str | None, CostScale]:
+        """Each slot's reward → cost map (a policy without a reward range: [0, 1])."""
+        return {slot: cost_scale(p) for slot, p in self.slot_policies().items()}
+
     def slot_policies(self) -> dict[str | None, PolicyConfig]:
         """The policy of each slot; a single-slot app has one, under the key None."""
         if self.slots is None:
             return {None: self.policy}
         return {s.name: s.policy for s in self.slots}
+
+
+def cost_scale(policy: PolicyConfig) -> CostScale:
+    """The reward → cost map of a policy's log records: its reward range, else [0, 1]."""
+    return policy.cost_scale() if isinstance(policy, VWPolicyConfig) else UNIT

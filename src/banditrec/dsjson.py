@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .costs import UNIT, CostScale, logged_reward
 from .features import FeatureSet, Interaction
 from .schema import META_KEY, LoggedEvent
 
@@ -80,9 +81,15 @@ def build_record(
 
 
 def set_reward(
-    record: dict[str, Any], reward: float, *, joined_at: float | None = None
+    record: dict[str, Any],
+    reward: float,
+    *,
+    joined_at: float | None = None,
+    scale: CostScale = UNIT,
 ) -> dict[str, Any]:
-    """The joined record: the reward attached (cost = −reward), as the join does.
+    """The joined record, as the join makes it: the reward under banditrec's key and, as
+    `_label_cost`, the cost the policy learns from (`scale`, the policy's reward range: see
+    `costs.py`), so VW reading the record learns what the service learned.
 
     `_label_cost` is put first: VW's DSJson reader only takes the cost when it precedes
     the other label fields, so a record with the cost anywhere else would teach VW nothing.
@@ -91,7 +98,7 @@ def set_reward(
     meta["joined_at"] = time.time() if joined_at is None else joined_at
     rest = {k: v for k, v in record.items() if k not in ("_label_cost", META_KEY)}
     rest["_skipLearn"] = bool(meta.get("deferred")) and not meta.get("activated", True)
-    return {"_label_cost": -float(reward), **rest, META_KEY: meta}
+    return {"_label_cost": scale.cost(float(reward)), **rest, META_KEY: meta}
 
 
 def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | None:
@@ -104,7 +111,7 @@ def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | Non
             features,
             record.label_index,
             record.label_probability,
-            -record.label_cost,
+            logged_reward(record.label_cost, record.meta.reward),
             record.meta.slot,
         )
     cost = record.get("_label_cost")
@@ -116,6 +123,6 @@ def to_interaction(record: Mapping[str, Any] | LoggedEvent) -> Interaction | Non
         features,
         int(record["_labelIndex"]),
         float(record["_label_probability"]),
-        -float(cost),
+        logged_reward(float(cost), meta.get("reward")),
         meta.get("slot"),
     )

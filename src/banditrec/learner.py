@@ -82,8 +82,9 @@ class _VWDirect:
         # A deferred event's `_skipLearn` depends on its activation: set_reward decides it.
         if target is None or b'"_skipLearn":false' not in record or not record.startswith(b"{"):
             return None
-        # Cost = −reward, as dsjson.set_reward writes it.
-        line = b'{"_label_cost":' + repr(-head.reward).encode() + b"," + record[1:]
+        # The cost as dsjson.set_reward writes it, on the policy's scale.
+        cost = target.cost_scale.cost(head.reward)
+        line = b'{"_label_cost":' + repr(cost).encode() + b"," + record[1:]
         target.learn_dsjson(line)  # VW parses the bytes as they came from Redis
         return True
 
@@ -169,11 +170,12 @@ class Learner:
     ) -> None:
         state = self.state
         direct = self._direct.targets(engine)
+        scales = engine.config.cost_scales()
         for stream_id, fields in entries:
             try:
                 learned = _VWDirect.learn(direct, fields)
                 if learned is None:
-                    learned = engine.learn(joined_record(fields))
+                    learned = engine.learn(joined_record(fields, scales))
             except UnknownSlotError as exc:  # a slot removed from the config since
                 log.warning("app %r: joined event %s not learned: %s", self.app, stream_id, exc)
                 learned = False
@@ -208,6 +210,13 @@ class Learner:
             log.warning("app %r: %s; reloading the current model", self.app, exc)
             self.load()
             return None
+        unmatched = sum(
+            p.interactions.take_unmatched_events()
+            for p in engine.policies.values()
+            if isinstance(p, VWPolicy)
+        )
+        if unmatched:
+            self.log.add_counts(self.app, {"unmatched_interaction_events": unmatched})
         state.base_version = version
         state.published_offset = state.offset
         state.learned_since_publish = state.skipped_since_publish = 0

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from .config import Limits
+from .costs import logged_reward
 
 # A feature value is a boolean, number or string. Pydantic checks only the shape here; the
 # value types are checked by `_check_features` in the same pass that checks names and
@@ -271,7 +272,7 @@ class LoggedEvent(BaseModel):
 
     @property
     def reward(self) -> float | None:
-        return None if self.label_cost is None else -self.label_cost
+        return None if self.label_cost is None else logged_reward(self.label_cost, self.meta.reward)
 
     def pmf(self) -> list[float]:
         """Probabilities in the order of `c._multi` (the order actions were offered)."""

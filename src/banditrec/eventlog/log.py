@@ -31,6 +31,7 @@ import orjson
 from redis.exceptions import ResponseError
 
 from ..config import AppConfig
+from ..costs import CostScale
 from ..schema import EVENT_ID_PATTERN, META_KEY, Reward
 from .config_store import ConfigStore
 from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
@@ -426,13 +427,20 @@ class EventLog:
         keys = [k.early_due, k.stats, k.orphans, k.rules, *(k.early(e) for e in event_ids)]
         return int(self.scripts.call("expire_early", keys, [repr(now), *event_ids]))
 
+    def cost_scales(self, app: str) -> dict[str | None, CostScale]:
+        """Each slot's reward → cost map under the app's current config (for `_label_cost`)."""
+        config = self.get_config(app)
+        return {} if config is None else config.cost_scales()
+
     @_unavailable_as_error
     def read_joined(
         self, app: str, after: str = "0-0", count: int = 1000, block_ms: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """Joined records after stream id `after`, oldest first, as (stream id, DSJson record)."""
+        scales = self.cost_scales(app)
         return [
-            (sid, joined_record(f)) for sid, f in self.read_joined_raw(app, after, count, block_ms)
+            (sid, joined_record(f, scales))
+            for sid, f in self.read_joined_raw(app, after, count, block_ms)
         ]
 
     @_unavailable_as_error
@@ -452,6 +460,7 @@ class EventLog:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Joined records with stream ids in [since, until], oldest first."""
         key = AppKeys(check_app_name(app)).joined
+        scales = self.cost_scales(app)
         start = since
         while True:
             try:
@@ -459,7 +468,7 @@ class EventLog:
             except UNAVAILABLE as exc:
                 raise EventLogUnavailable(f"Redis is unreachable: {exc}") from exc
             for sid, fields in entries:
-                yield sid.decode(), joined_record(fields)
+                yield sid.decode(), joined_record(fields, scales)
             if len(entries) < batch:
                 return
             start = "(" + entries[-1][0].decode()
@@ -508,6 +517,15 @@ class EventLog:
             early_events_held=early,
         )
         return out
+
+    @_unavailable_as_error
+    def add_counts(self, app: str, counts: dict[str, int]) -> None:
+        """Add to the app's counters (`stats`)."""
+        k = AppKeys(check_app_name(app))
+        pipe = self.client.pipeline(transaction=False)
+        for name, n in counts.items():
+            pipe.hincrby(k.stats, name, n)
+        pipe.execute()
 
     @_unavailable_as_error
     def unknown_app_rewards(self) -> dict[str, int]:

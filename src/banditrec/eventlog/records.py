@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import orjson
 
+from ..costs import UNIT, CostScale
 from ..dsjson import set_reward
 from ..schema import META_KEY
 
@@ -28,8 +30,11 @@ def joined_header(fields: dict[bytes, bytes]) -> JoinedHeader:
     )
 
 
-def joined_record(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    """The learnable DSJson record of one joined stream entry (the core's `set_reward` applied).
+def joined_record(
+    fields: dict[bytes, bytes], scales: Mapping[str | None, CostScale] | None = None
+) -> dict[str, Any]:
+    """The learnable DSJson record of one joined stream entry (the core's `set_reward` applied,
+    with the slot's reward → cost map from `scales`, `AppConfig.cost_scales()`; [0, 1] if absent).
 
     An entry is `h` (see JoinedHeader) and `rec` = the record as logged.
     """
@@ -38,7 +43,8 @@ def joined_record(fields: dict[bytes, bytes]) -> dict[str, Any]:
     meta = record[META_KEY]
     meta["activated"] = head.activated
     meta["n_rewards"] = head.n_rewards
-    return set_reward(record, head.reward, joined_at=head.joined_at)
+    scale = (scales or {}).get(meta.get("slot"), UNIT)
+    return set_reward(record, head.reward, joined_at=head.joined_at, scale=scale)
 
 
 def stream_id_tuple(stream_id: str | bytes) -> tuple[int, int]:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
+import orjson
 import vowpal_wabbit_next as vw
 
 from ..config import VWPolicyConfig
 from ..features import FeatureSet, Interaction
 from .base import Policy
+from .interactions import InteractionCheck
 
 
 class VWPolicy(Policy):
@@ -20,13 +22,29 @@ class VWPolicy(Policy):
         self, config: VWPolicyConfig, model_data: bytes | None = None, n_learned: int = 0
     ) -> None:
         super().__init__(config)
-        args = config.vw_args()
+        self.cost_scale = config.cost_scale()
+        self.interactions = InteractionCheck(config.interactions, model_data)
+        self._open(model_data)
+        self.n_learned = n_learned
+
+    def _open(self, model_data: bytes | None, crosses: list[str] | None = None) -> None:
+        args = self.config.vw_args() + (crosses or [])
         self.workspace = (
             vw.Workspace(args, model_data=model_data) if model_data else vw.Workspace(args)
         )
         self._parser = vw.JsonFormatParser(self.workspace)
         self._predict, self._learn, self._learn_dsjson = _native_calls(self.workspace, self._parser)
-        self.n_learned = n_learned
+
+    def vw_args(self) -> list[str]:
+        """The VW arguments this model learns with, its crosses included: what `vw --dsjson`
+        needs to learn an exported log as the service did."""
+        return self.config.vw_args() + self.interactions.cross_args()
+
+    def _observe(self, context: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+        """New crosses (see policies/interactions.py): VW takes them as it reloads its model."""
+        crosses = self.interactions.observe(context, actions)
+        if crosses:
+            self._open(self.to_bytes(), crosses)
 
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         return np.array(self.probabilities(x, seed))
@@ -38,12 +56,17 @@ class VWPolicy(Policy):
         return out
 
     def learn(self, it: Interaction) -> None:
-        label = vw.CBLabel(label=(-it.reward, it.probability))
+        if self.interactions.due():
+            self._observe(it.features.context, it.features.actions)
+        label = vw.CBLabel(label=(self.cost_scale.cost(it.reward), it.probability))
         self._learn(it.features.vw_json(), it.chosen - len(it.features), label)
         self.n_learned += 1
 
     def learn_dsjson(self, line: str | bytes) -> None:
         """Learn from one labelled DSJson line (a logged record with its cost), parsed by VW."""
+        if self.interactions.due():
+            c = orjson.loads(line)["c"]
+            self._observe(c, c.get("_multi", []))
         self._learn_dsjson(line)
         self.n_learned += 1
 

@@ -2,7 +2,8 @@
 
 Our records (exports of the live service, simulator runs) carry banditrec's fields under
 "_banditrec" and are validated as `schema.LoggedEvent`; Vowpal Wabbit's plain DSJson has
-no action ids, so actions are named by their position ("0", "1", …). Records not joined
+no action ids, so actions are named by their position ("0", "1", …), and its reward is
+−cost (`costs.logged_reward`). Records not joined
 yet (no `_label_cost`) and deferred events never activated (`_skipLearn`) are left out and
 counted in `LoggedBandit.skipped`. Rows keep the file's order, the order the live learner
 learned them in.
@@ -22,6 +23,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..costs import logged_reward
 from ..features import FeatureSet
 from ..schema import META_KEY, LoggedEvent
 from .dataset import LoggedBandit
@@ -111,7 +113,7 @@ def _row(record: Mapping[str, Any] | LoggedEvent, where: str, out: _Collector) -
             out.rows.append(
                 _Row(
                     action=ev.label_index,
-                    reward=-ev.label_cost,
+                    reward=ev.reward,
                     pscore=ev.label_probability,
                     pmf=ev.pmf(),
                     event_id=meta.event_id,
@@ -138,7 +140,7 @@ def _row(record: Mapping[str, Any] | LoggedEvent, where: str, out: _Collector) -
     out.rows.append(
         _Row(
             action=vw.label_action - 1,
-            reward=-vw.label_cost,
+            reward=logged_reward(vw.label_cost, None),
             pscore=vw.label_probability,
             pmf=_pmf(vw.a, vw.p, n),
             event_id=vw.event_id or where,

@@ -47,6 +47,7 @@ def journeys(
         raise ValueError("journeys are decided one action per step: use a single-slot app")
     namespace = getattr(cfg.policy, "state_namespace", "state")
     id_feature = getattr(cfg.policy, "action_id_feature", True)
+    scale = cfg.cost_scales()[None]
     now = SIM_EPOCH
     try:
         obs, info = env.reset(seed=seed)
@@ -79,7 +80,7 @@ def journeys(
                         now=now,
                     )
                     obs, reward, terminated, truncated, info = env.step(choice.chosen)
-                    yield set_reward(record, float(reward), joined_at=now)
+                    yield set_reward(record, float(reward), joined_at=now, scale=scale)
                     now += 1.0
                     step += 1
                     done = terminated or truncated

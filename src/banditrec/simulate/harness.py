@@ -25,6 +25,7 @@ from .. import envs as _envs  # noqa: F401  (registers the banditrec/ envs)
 from ..dsjson import build_record, set_reward
 from ..engine import DecisionEngine
 from ..features import FeatureSet, Interaction
+from ..policies.interactions import namespaces, unmatched_terms
 from .specs import PolicySpec, policy_spec
 
 # Simulated decisions are stamped from a fixed clock (one second per step), so a run's
@@ -196,6 +197,7 @@ def _run(
 ) -> dict[str, Any]:
     cfg = engine.config
     id_feature = getattr(cfg.policy, "action_id_feature", True)
+    scale = cfg.cost_scales()[None]
     arrays = {
         k: np.zeros(steps)
         for k in ("rewards", "expected", "policy_value", "oracle", "uniform", "probability")
@@ -210,6 +212,8 @@ def _run(
             [(a["id"], a["features"]) for a in info["actions"]],
             action_id_feature=id_feature,
         )
+        if t == 0:
+            _check_interactions(cfg.policy, x)
         q = info["expected_rewards"]
         event_id = f"sim-{seed}-{t}"
         _, (choice,) = engine.choose_features(event_id, {None: x})  # the served pmf and draw
@@ -231,7 +235,8 @@ def _run(
             )
             sink.write(
                 orjson.dumps(
-                    set_reward(record, reward, joined_at=now), option=orjson.OPT_APPEND_NEWLINE
+                    set_reward(record, reward, joined_at=now, scale=scale),
+                    option=orjson.OPT_APPEND_NEWLINE,
                 )
             )
         if learn:
@@ -249,6 +254,22 @@ def _run(
     _step_figures(served, chosen_at, steps, arrays)
     bar.update(steps - bar.n)
     return {**arrays, "chosen": chosen_at, "spec": spec, "seconds": time.perf_counter() - started}
+
+
+def _check_interactions(policy: Any, x: FeatureSet) -> None:
+    """An env declares its namespaces: explicit VW interactions that match none are an error."""
+    terms = getattr(policy, "interactions", None)
+    if not terms:
+        return
+    context, actions = namespaces(x.context, x.actions)
+    unmatched = unmatched_terms(terms, context | actions)
+    if unmatched:
+        raise ValueError(
+            f"interactions {unmatched} match no namespace of this env's requests (context: "
+            f"{sorted(context)}, actions: {sorted(actions)}); VW crosses namespaces by first "
+            "letter, or leave interactions unset to cross every context namespace with every "
+            "action namespace"
+        )
 
 
 def _step_figures(

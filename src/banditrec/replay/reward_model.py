@@ -8,7 +8,13 @@ Features: the log's dense context (simulators), one model per action id; otherwi
 same hashed features the numpy policies use (`FeatureSet.hashed(dim)`: action features and
 context × action crosses) with one shared model. Rows whose inputs are identical share one
 featurization. Models: ridge (closed form, numpy), logistic (scikit-learn; binary rewards),
-or the per-action mean reward (no features: a fast baseline).
+or the per-action mean reward (no features: a fast baseline). Every model has an intercept
+that is not penalized: only the feature weights shrink toward zero, so a rare reward (a 0.4%
+click rate) is predicted near its observed rate rather than pulled toward σ(0) = 0.5 or 0.
+
+`RewardModelFit.calibration(data)` checks the fit where it can be checked, on the logged
+actions: equal-mass bins of the cross-fitted predictions against the rewards observed in
+them, and their expected calibration error (ECE, Naeini et al. 2015).
 """
 
 from __future__ import annotations
@@ -33,6 +39,51 @@ _CACHE_BUDGET_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Reliability of q̂ on the logged actions, in equal-mass bins of the prediction.
+
+    ECE = Σ_b (n_b / n) |mean(r)_b − mean(q̂)_b| (Naeini et al. 2015), in reward units;
+    `relative_ece` divides it by the mean reward, so rare rewards are judged on their scale.
+
+    >>> c = calibrate(np.array([0.1, 0.1, 0.9, 0.9]), np.array([0.0, 0.0, 1.0, 1.0]), 2)
+    >>> round(c.ece, 3), c.counts
+    (0.1, [2, 2])
+    """
+
+    ece: float
+    relative_ece: float
+    predicted: list[float]
+    observed: list[float]
+    counts: list[int]
+
+    def to_dict(self) -> dict[str, float | list]:
+        return {
+            "ece": self.ece,
+            "relative_ece": self.relative_ece,
+            "bins": [
+                {"predicted": p, "observed": o, "n": c}
+                for p, o, c in zip(self.predicted, self.observed, self.counts, strict=True)
+            ],
+        }
+
+
+def calibrate(predicted: np.ndarray, reward: np.ndarray, n_bins: int = 10) -> Calibration:
+    """`Calibration` of predictions against rewards, in `n_bins` equal-mass bins."""
+    if predicted.size == 0:
+        raise ValueError("calibration needs at least one row")
+    order = np.argsort(predicted, kind="stable")
+    bins = [b for b in np.array_split(order, min(n_bins, predicted.size)) if b.size]
+    pred = [float(predicted[b].mean()) for b in bins]
+    obs = [float(reward[b].mean()) for b in bins]
+    counts = [int(b.size) for b in bins]
+    ece = float(sum(c * abs(o - p) for p, o, c in zip(pred, obs, counts, strict=True))) / sum(
+        counts
+    )
+    scale = abs(float(reward.mean()))
+    return Calibration(ece, ece / scale if scale > 0 else float("inf"), pred, obs, counts)
+
+
+@dataclass(frozen=True)
 class RewardModelFit:
     q_hat: np.ndarray
     """(n, K) cross-fitted predicted reward of every offered action, zero on padding."""
@@ -41,6 +92,10 @@ class RewardModelFit:
     n_folds: int
     featurize_seconds: float
     fit_seconds: float
+
+    def calibration(self, data: LoggedBandit, n_bins: int = 10) -> Calibration:
+        """How well q̂ of the logged actions matches their rewards (see `Calibration`)."""
+        return calibrate(self.q_hat[np.arange(data.n), data.action], data.reward, n_bins)
 
 
 class _HashedFeatures:
@@ -94,7 +149,15 @@ def _folds(data: LoggedBandit, n_folds: int, rng: np.random.Generator) -> np.nda
 
 
 def _ridge_solve(gram: np.ndarray, rhs: np.ndarray, l2: float) -> np.ndarray:
-    return np.linalg.solve(gram + l2 * np.eye(gram.shape[0]), rhs)
+    """Ridge on a design whose last column is the intercept: every weight but the last is
+    penalized by l2 (the intercept is free; it needs at least one row)."""
+    penalty = np.full(gram.shape[0], l2)
+    penalty[-1] = 0.0
+    return np.linalg.solve(gram + np.diag(penalty), rhs)
+
+
+def _with_intercept(x: np.ndarray) -> np.ndarray:
+    return np.column_stack([x, np.ones(x.shape[0])])
 
 
 def _shared_model(
@@ -117,11 +180,13 @@ def _shared_model(
     theta = np.zeros((n_folds, features.dim))
     bias = np.zeros(n_folds)
     if kind == "ridge":
-        gram = [x[folds == f].T @ x[folds == f] for f in range(n_folds)]
-        rhs = [x[folds == f].T @ y[folds == f] for f in range(n_folds)]
+        xb = _with_intercept(x)
+        gram = [xb[folds == f].T @ xb[folds == f] for f in range(n_folds)]
+        rhs = [xb[folds == f].T @ y[folds == f] for f in range(n_folds)]
         gram_all, rhs_all = sum(gram), sum(rhs)
         for f in range(n_folds):
-            theta[f] = _ridge_solve(gram_all - gram[f], rhs_all - rhs[f], l2)
+            solved = _ridge_solve(gram_all - gram[f], rhs_all - rhs[f], l2)
+            theta[f], bias[f] = solved[:-1], solved[-1]
     else:
         from sklearn.linear_model import LogisticRegression
 
@@ -148,11 +213,7 @@ def _per_action_model(
     chosen_id = index[np.arange(data.n), data.action]
     n_ids = int(index.max()) + 1
     y = data.reward
-    x = (
-        np.column_stack([context, np.ones(data.n)])
-        if kind != "action_mean"
-        else np.ones((data.n, 1))
-    )
+    x = _with_intercept(context if kind != "action_mean" else np.zeros((data.n, 0)))
     theta = np.zeros((n_folds, n_ids, x.shape[1]))
     logistic = np.zeros((n_folds, n_ids), dtype=bool)
     for f in range(n_folds):
@@ -174,17 +235,21 @@ def _per_action_model(
 def _fit(
     x: np.ndarray, y: np.ndarray, kind: str, l2: float, prior: float
 ) -> tuple[np.ndarray, bool]:
-    """Coefficients, and whether they are logistic (else linear)."""
+    """Coefficients (the last one the unpenalized intercept: `x` ends with a ones column),
+    and whether they are logistic (else linear). An action never logged predicts `prior`,
+    the mean reward of the training fold."""
+    if y.size == 0:
+        theta = np.zeros(x.shape[1])
+        theta[-1] = prior
+        return theta, False
     if kind == "logistic" and np.unique(y).size == 2:
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", fit_intercept=False)
-        return model.fit(x, y > 0.5).coef_[0], True
-    # Ridge toward the overall mean reward (the intercept column carries it), so a rarely
-    # logged action predicts about the mean.
-    theta = _ridge_solve(x.T @ x, x.T @ (y - prior), l2)
-    theta[-1] += prior
-    return theta, False
+        # scikit-learn's lbfgs / newton solvers leave the intercept out of the penalty
+        model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", max_iter=200)
+        model.fit(x[:, :-1], y > 0.5)
+        return np.append(model.coef_[0], model.intercept_[0]), True
+    return _ridge_solve(x.T @ x, x.T @ y, l2), False
 
 
 def cross_fit(

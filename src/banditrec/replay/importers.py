@@ -144,7 +144,9 @@ def from_obp(bandit_feedback: Mapping[str, Any]) -> LoggedBandit:
         action=action,
         reward=np.asarray(bandit_feedback["reward"], dtype=np.float64),
         pscore=np.asarray(bandit_feedback["pscore"], dtype=np.float64),
-        action_ids=[str(a) for a in names] if names is not None else [str(a) for a in range(n_actions)],
+        action_ids=[str(a) for a in names]
+        if names is not None
+        else [str(a) for a in range(n_actions)],
         context=None if context is None else np.asarray(context, dtype=np.float64),
         position=position,
         pi_b=pi_b,
@@ -235,7 +237,9 @@ def _factorize(column: Any) -> tuple[np.ndarray, list[Any]]:
     return np.asarray(codes, dtype=np.intp), list(uniques)
 
 
-def _context_matrix(df: Any, context: str | Sequence[str] | None, used: set[str]) -> np.ndarray | None:
+def _context_matrix(
+    df: Any, context: str | Sequence[str] | None, used: set[str]
+) -> np.ndarray | None:
     if context is None:
         if "context" in df.columns:
             context = "context"
@@ -243,7 +247,8 @@ def _context_matrix(df: Any, context: str | Sequence[str] | None, used: set[str]
             context = [
                 c
                 for c in df.columns
-                if c not in used | {"event_id", "timestamp"} and np.issubdtype(df[c].dtype, np.number)
+                if c not in used | {"event_id", "timestamp"}
+                and np.issubdtype(df[c].dtype, np.number)
             ]
             if not context:
                 return None

@@ -4,8 +4,11 @@ Rows are split into folds by decision; each fold's q̂ comes from a model fitted
 other folds only, so no row is scored by a model that was trained on it (a model scoring
 its own training rows looks better than it is, which biases DM and the DR corrections).
 
-Features: the log's dense context (simulators), one model per action id; otherwise the
-same hashed features the numpy policies use (`FeatureSet.hashed(dim)`: action features and
+Features: the log's dense context (simulators, imported logs), one model per action id
+when every action id has enough data for its own (`EVENTS_PER_WEIGHT`), else one shared
+model on the context and the one-hot action id (rare rewards over many actions: a model per
+action would see a click or two each); otherwise the same hashed features the numpy
+policies use (`FeatureSet.hashed(dim)`: action features and
 context × action crosses) with one shared model. Rows whose inputs are identical share one
 featurization. Models: ridge (closed form, numpy), logistic (scikit-learn; binary rewards),
 or the per-action mean reward (no features: a fast baseline). Every model has an intercept
@@ -205,6 +208,47 @@ def _shared_model(
     return q, featurized
 
 
+EVENTS_PER_WEIGHT = 10
+"""A per-action model needs this many of its rarer outcome per weight (Peduzzi et al. 1996's
+events-per-variable rule; for ridge: rows per weight) for every action id logged."""
+
+
+def _enough_per_action(context: np.ndarray, data: LoggedBandit, kind: str) -> bool:
+    _, index = data.action_vocabulary()
+    chosen = index[np.arange(data.n), data.action]
+    n_ids = int(index.max()) + 1
+    rows = np.bincount(chosen, minlength=n_ids)
+    if kind == "logistic":
+        positive = np.bincount(chosen, weights=data.reward > 0.5, minlength=n_ids)
+        rows = np.minimum(positive, rows - positive)
+    logged = np.bincount(chosen, minlength=n_ids) > 0
+    return bool((rows[logged] >= EVENTS_PER_WEIGHT * (context.shape[1] + 1)).all())
+
+
+def _shared_dense_model(
+    context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
+) -> np.ndarray:
+    """One model per fold on [context, one-hot action id] plus a free intercept: every action
+    shares the context's effect and the pooled rate, and has its own (shrunk) offset."""
+    _, index = data.action_vocabulary()
+    n_ids = int(index.max()) + 1
+    chosen = index[np.arange(data.n), data.action]
+    d = context.shape[1]
+    x = np.zeros((data.n, d + n_ids))
+    x[:, :d] = context
+    x[np.arange(data.n), d + chosen] = 1.0
+    q = np.zeros((data.n, data.n_actions))
+    safe = np.maximum(index, 0)
+    for f in range(n_folds):
+        train, test = folds != f, folds == f
+        prior = float(data.reward[train].mean()) if train.any() else 0.0
+        theta, logistic = _fit(_with_intercept(x[train]), data.reward[train], kind, l2, prior)
+        base = context[test] @ theta[:d] + theta[-1]
+        linear = base[:, None] + theta[d:-1][safe[test]]
+        q[test] = 1.0 / (1.0 + np.exp(-linear)) if logistic else linear
+    return q
+
+
 def _per_action_model(
     context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
 ) -> np.ndarray:
@@ -291,7 +335,11 @@ def cross_fit(
             raise ValueError("this log has no dense context; use features='hashed'")
         context = np.zeros((data.n, 0)) if data.context is None else np.asarray(data.context, float)
         featurized = time.perf_counter()
-        q = _per_action_model(context, data, folds, n_folds, kind, l2)
+        if kind != "action_mean" and not _enough_per_action(context, data, kind):
+            q = _shared_dense_model(context, data, folds, n_folds, kind, l2)
+            features = "context + action id"
+        else:
+            q = _per_action_model(context, data, folds, n_folds, kind, l2)
     low, high = float(data.reward.min()), float(data.reward.max())
     q = np.where(data.mask, np.clip(q, low, high), 0.0)
     return RewardModelFit(

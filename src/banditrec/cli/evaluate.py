@@ -1,8 +1,10 @@
 """`banditrec evaluate LOG --policy … --policy …`: which policy should this app run?
 
 Each --policy is re-run over the log in time order, learning as it goes (counterfactual
-training), and its value is estimated with intervals; the table ranks them and ends with a
-recommendation, and a PNG plot shows the estimates.
+training), and its value is estimated with intervals; the table ranks them, gives each
+estimate's data-quality report and ends with a recommendation, and a PNG plot shows the
+estimates. `--discover` searches learning settings instead (replay/discovery.py). LOG is a
+DSJson log, a table (.parquet / .csv) or obp's `bandit_feedback` saved with `np.savez`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pydantic import ValidationError
 
 from ..replay.counterfactual import Candidate, counterfactual, make_candidate
 from ..replay.dataset import LoggedBandit
+from ..replay.discovery import discover
 from ..replay.estimators import ESTIMATORS
+from ..replay.importers import from_obp, from_table
 from ..replay.intervals import INTERVALS
 from ..replay.readers import LogFormatError, read_dsjson
 from .app import app
@@ -85,6 +89,24 @@ def parse_policy(option: str, data: LoggedBandit | None = None) -> Candidate:
         raise typer.BadParameter(f"policy {option!r} is not valid: {problems}") from None
 
 
+def read_log(path: Path, limit: int | None = None, progress: bool = True) -> LoggedBandit:
+    """A log by its file type: a table (.parquet, .csv, .csv.gz), obp's `bandit_feedback`
+    saved with `np.savez` (.npz), otherwise DSJson (.gz ok)."""
+    suffixes = "".join(path.suffixes).lower()
+    if ".parquet" in suffixes or ".csv" in suffixes:
+        data = from_table(path)
+    elif suffixes.endswith(".npz"):
+        if not path.is_file():
+            raise FileNotFoundError(f"no log file at {path}")
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as arrays:
+            data = from_obp({k: arrays[k] for k in arrays.files})
+    else:
+        return read_dsjson(path, limit=limit, progress=progress)
+    return data if limit is None or limit >= data.n else data.take(range(limit))
+
+
 def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
     seen: dict[str, int] = {}
     out = []
@@ -100,19 +122,29 @@ def evaluate_command(
     log: Annotated[
         Path,
         typer.Argument(
-            help="DSJson log: an export of the live service, a simulator run or VW's DSJson (.gz ok)."
+            help="DSJson log (an export of the live service, a simulator run or VW's DSJson; "
+            ".gz ok), a table (.parquet / .csv: action, probability, reward, context columns, "
+            "optional position) or obp's bandit_feedback saved with np.savez (.npz)."
         ),
     ],
     policy: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--policy",
             "-p",
             help="[NAME=]SPEC, repeatable. SPEC: a YAML/JSON file or inline YAML/JSON of a policy "
             "config (e.g. '{kind: vw, explorer: {type: epsilon, epsilon: 0.05}}') or an app config, "
-            "or a bare kind ('uniform').",
+            "or a bare kind ('uniform'). With --discover: the VW policy the search starts from.",
         ),
-    ],
+    ] = None,
+    discover_settings: Annotated[
+        bool,
+        typer.Option(
+            "--discover",
+            help="Search VW learning settings (interactions, explorers, learning rates, cb "
+            "types) on this log and recommend one with the lower-bound rule.",
+        ),
+    ] = False,
     current: Annotated[
         str | None,
         typer.Option(help="Name of the --policy running now; default: the logging policy."),
@@ -159,18 +191,23 @@ def evaluate_command(
         )
     if interval not in INTERVALS:
         raise typer.BadParameter(f"interval must be one of {list(INTERVALS)}, got {interval!r}")
-    if not policy:
-        raise typer.BadParameter("give at least one --policy to evaluate")
+    if not policy and not discover_settings:
+        raise typer.BadParameter("give at least one --policy to evaluate, or --discover")
     try:
-        data = read_dsjson(log, limit=limit, progress=progress)
-    except (LogFormatError, FileNotFoundError) as exc:
+        data = read_log(log, limit=limit, progress=progress)
+    except (LogFormatError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    candidates = _unique_names([parse_policy(p, data) for p in policy])
     skipped = ", ".join(f"{v} {k}" for k, v in data.skipped.items())
     typer.echo(
         f"{log}: {data.n:,} logged decisions" + (f" (left out: {skipped})" if skipped else "")
     )
+    if discover_settings:
+        _run_discovery(
+            data, policy, methods, primary, reward_model, interval, alpha, seed, progress, json_out
+        )
+        return
+    candidates = _unique_names([parse_policy(p, data) for p in policy or []])
     try:
         report = counterfactual(
             data,
@@ -194,4 +231,49 @@ def evaluate_command(
     typer.echo(f"plot: {plot_path}")
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))
+        typer.echo(f"report: {json_out}")
+
+
+def _run_discovery(
+    data: LoggedBandit,
+    policy: list[str] | None,
+    methods: list[str],
+    primary: str | None,
+    reward_model: str,
+    interval: str,
+    alpha: float,
+    seed: int,
+    progress: bool,
+    json_out: Path | None,
+) -> None:
+    if policy and len(policy) > 1:
+        raise typer.BadParameter("with --discover, give at most one --policy: the search's start")
+    base = None
+    if policy:
+        spec, _ = _load_spec(_NAMED.sub(r"\2", policy[0]))
+        base = spec.get("policy", spec) if isinstance(spec, dict) else None
+        if not isinstance(base, dict):
+            raise typer.BadParameter(f"--policy {policy[0]!r} must be a VW policy config")
+    try:
+        found = discover(
+            data,
+            base,
+            methods=methods,
+            primary=primary,
+            reward_model_kind=reward_model,  # type: ignore[arg-type]
+            interval=interval,  # type: ignore[arg-type]
+            alpha=alpha,
+            seed=seed,
+            progress=progress,
+        )
+    except (ValueError, ValidationError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(found.table())
+    if found.recommended_config is not None:
+        dumped = found.recommended_config.model_dump(mode="json", by_alias=True)
+        policy_config = dumped.get("policy") or dumped
+        typer.echo("recommended policy config:\n" + yaml.safe_dump(policy_config, sort_keys=False))
+    if json_out is not None:
+        json_out.write_text(json.dumps(found.to_dict(), indent=2))
         typer.echo(f"report: {json_out}")

@@ -4,11 +4,15 @@
   read ours and Vowpal Wabbit's DSJson; `simulate_log` (simulated.py) logs a simulator run.
 - estimators.py: IPS, clipped IPS, SNIPS, DM, DR, SNDR, Switch-DR, DR-OS, each an
   `Estimate(value, stderr, ci_low, ci_high, …)`; intervals.py: normal, bootstrap, Bernstein.
-- reward_model.py: the cross-fitted q̂ for DM / DR.
+- importers.py: obp's `bandit_feedback` dicts and plain tables (Parquet / CSV / DataFrame).
+- reward_model.py: the cross-fitted q̂ for DM / DR, and its calibration.
+- quality.py: the data-quality report that comes with every estimate (ESS, largest weight,
+  support gaps, warnings).
 - multislot.py: pseudo-inverse and slate IPS for multi-slot apps.
 - target.py: a policy's served pmf on every logged row, via `DecisionEngine.pmf`.
 - rejection.py: replay (Li et al. 2011) for a policy that learns as it goes.
-- counterfactual.py: re-run candidate configurations over a log and recommend one.
+- counterfactual.py: re-run candidate configurations over a log and recommend one;
+  discovery.py: a grid of learning settings to run it on.
 """
 
 from .counterfactual import Candidate, CounterfactualReport, counterfactual, make_candidate
@@ -33,16 +37,19 @@ from .estimators import (
     dr_os,
     evaluate,
     ips,
+    slope,
     sndr,
     snips,
     switch_dr,
     weight_diagnostics,
 )
+from .importers import from_obp, from_table, obp_target
 from .multislot import PseudoInverse, SlateIPS
 from .obp import obp_action_dist
+from .quality import QualityReport, quality_report, weight_quality
 from .readers import LogFormatError, from_records, read_dsjson
 from .rejection import ReplayResult, replay
-from .reward_model import RewardModelFit, cross_fit
+from .reward_model import Calibration, RewardModelFit, cross_fit
 from .simulated import simulate_log
 from .summary import Estimate, Terms, summarize
 from .target import target_pmfs
@@ -56,6 +63,7 @@ __all__ = [
     "IPS",
     "SNDR",
     "SNIPS",
+    "Calibration",
     "Candidate",
     "ClippedIPS",
     "CounterfactualReport",
@@ -66,6 +74,7 @@ __all__ = [
     "OPEData",
     "OnPolicy",
     "PseudoInverse",
+    "QualityReport",
     "ReplayResult",
     "RewardModelFit",
     "SlateIPS",
@@ -78,17 +87,23 @@ __all__ = [
     "dr",
     "dr_os",
     "evaluate",
+    "from_obp",
     "from_records",
+    "from_table",
     "ips",
     "make_candidate",
     "obp_action_dist",
+    "obp_target",
+    "quality_report",
     "read_dsjson",
     "replay",
     "simulate_log",
+    "slope",
     "sndr",
     "snips",
     "summarize",
     "switch_dr",
     "target_pmfs",
     "weight_diagnostics",
+    "weight_quality",
 ]

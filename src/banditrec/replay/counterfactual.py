@@ -6,8 +6,9 @@ only earlier rows), then learns the logged event, as the live learner would. Its
 value is estimated by IPS / SNIPS / DR on those pmfs, with intervals.
 
 Recommendation rule: the best candidate (by the primary estimator) is preferred over the
-current policy only when its interval's lower end is above the current policy's estimate;
-otherwise keep the current policy. The current policy is the logging policy (its value
+current policy only when its interval's lower end is above the current policy's estimate
+and its data-quality report (quality.py) raises no warning; otherwise keep the current
+policy. The current policy is the logging policy (its value
 is the mean logged reward) unless one of the candidates is named as current.
 """
 
@@ -27,6 +28,7 @@ from ..engine import DecisionEngine
 from .dataset import LoggedBandit
 from .estimators import OnPolicy, evaluate, make_estimators, weight_diagnostics
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
+from .quality import QualityReport, quality_report
 from .reward_model import RewardModelFit, RewardModelKind, cross_fit
 from .summary import Estimate
 from .target import target_pmfs
@@ -70,6 +72,8 @@ class CandidateResult:
     estimates: dict[str, Estimate]
     diagnostics: dict[str, float]
     seconds: float
+    quality: QualityReport | None = None
+    """The data-quality report of this candidate's estimate (ESS, weights, support gaps)."""
 
 
 @dataclass
@@ -104,8 +108,18 @@ class CounterfactualReport:
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
         lines.append("")
+        for r in self.results:
+            if r.quality is not None:
+                lines.append(f"{r.name}: {r.quality.text()}")
         lines.append(f"recommendation: {self.recommendation} — {self.reason}")
         return "\n".join(lines)
+
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        """Each candidate's data-quality warnings (candidates without any left out)."""
+        return {
+            r.name: r.quality.warnings for r in self.results if r.quality and r.quality.warnings
+        }
 
     def plot(self, path: str | Path) -> Path:
         from .plot import plot_estimates
@@ -132,6 +146,7 @@ class CounterfactualReport:
                     "config": r.config.model_dump(mode="json", by_alias=True),
                     "estimates": {m: e.to_dict() for m, e in r.estimates.items()},
                     "diagnostics": r.diagnostics,
+                    "quality": None if r.quality is None else r.quality.to_dict(),
                     "seconds": r.seconds,
                 }
                 for r in self.results
@@ -150,6 +165,11 @@ def recommend(
     estimate = best.estimates[primary]
     if best.name == current:
         return current, f"the current policy {current} has the highest {primary} estimate"
+    if best.quality is not None and not best.quality.trustworthy:
+        return current, (
+            f"the best candidate {best.name} ({primary} {estimate.value:.4f}) rests on data too "
+            f"weak to trust: {best.quality.warnings[0]}"
+        )
     if estimate.ci_low > baseline.value:
         return best.name, (
             f"the {primary} lower bound of {best.name}, {estimate.ci_low:.4f}, is above the "
@@ -211,7 +231,12 @@ def counterfactual(
         )
         results.append(
             CandidateResult(
-                c.name, c.config, estimates, weight_diagnostics(ope), time.perf_counter() - start
+                c.name,
+                c.config,
+                estimates,
+                weight_diagnostics(ope),
+                time.perf_counter() - start,
+                quality_report(ope, data),
             )
         )
     results.sort(key=lambda r: r.estimates[primary].value, reverse=True)

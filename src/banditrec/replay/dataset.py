@@ -216,9 +216,11 @@ class LoggedBandit:
         """Open Bandit Pipeline's `bandit_feedback` dict, to cross-check with that library.
 
         Actions are renumbered over every action id in the log (`action_ids` key), so rows
-        with different candidate sets share one action space; `pi_b` (n, n_actions, 1) is
-        zero where a row did not offer an action. `position` is the slot index. `context`
-        is the dense context when the log has one, else a hashed context vector.
+        with different candidate sets share one action space; `pi_b` (n, n_actions,
+        len_list) is zero where a row did not offer an action, and repeats each row's pmf at
+        every position (obp reads a row's own position and checks every position's entry is
+        a distribution). `position` is the slot index. `context` is the dense context when
+        the log has one, else a hashed context vector. `importers.from_obp` reads it back.
         """
         from .obp import obp_bandit_feedback
 

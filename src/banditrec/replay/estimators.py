@@ -16,12 +16,17 @@ q̂(x_i, ·) (cross-fitted: see reward_model.py). With DM_i = Σ_a π(a|x_i) q̂
 | switch_dr   | DM + 1{w ≤ τ} w (r − q̂(a))                | drops the correction where w > τ        |
 | dr_os       | DM + λw/(w² + λ) (r − q̂(a))               | DR with optimistic shrinkage (Su 2020)  |
 
+Switch-DR's τ and DR-OS's λ are chosen from the data by SLOPE (`slope`) unless given.
+References: IPS (Horvitz & Thompson 1952), SNIPS (Swaminathan & Joachims 2015), DR (Dudík,
+Langford & Li 2011), Switch-DR (Wang, Agarwal & Dudík 2017), DR-OS (Su et al. 2020).
+
 Rows may carry a decision id and a slot (multi-slot apps); the estimate is then the sum
 over slots of each slot's value, decisions resampled as a whole (see summary.py).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,37 +224,126 @@ class SNDR(Estimator):
         )
 
 
+SLOPE_GRID = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+    100.0,
+    200.0,
+    500.0,
+    1000.0,
+    5000.0,
+    10_000.0,
+    math.inf,
+)
+"""Candidate thresholds τ (Switch-DR) and shrinkages λ (DR-OS) that SLOPE chooses among."""
+
+
+def slope(estimates: Sequence[float], widths: Sequence[float]) -> int:
+    """SLOPE (Su, Srinath & Krishnamurthy 2020, with Tucker & Lee 2021's constant), as obp
+    runs it: visit candidates from the widest confidence width (least bias) to the
+    narrowest, keep going while each one's estimate θ_i stays within w_i + (√6 − 1)·w_j of
+    every θ_j visited before, and return the index of the last one kept.
+
+    >>> slope([1.0, 1.1, 3.0], [0.5, 0.2, 0.1])  # the narrowest one moved away: stop before it
+    1
+    """
+    c = math.sqrt(6.0) - 1.0
+    order = np.argsort(np.asarray(widths, dtype=np.float64), kind="stable")[::-1]
+    kept: list[int] = []
+    for i in order:
+        if kept:
+            theta = np.asarray([estimates[j] for j in kept])
+            width = np.asarray([widths[j] for j in kept])
+            if not (np.abs(theta - estimates[i]) <= widths[i] + c * width).all():
+                break
+        kept.append(int(i))
+    return kept[-1]
+
+
+def _t_width(terms: np.ndarray, delta: float = 0.05) -> float:
+    """One-sided Student-t confidence width of the mean of per-row terms (obp's SLOPE)."""
+    from scipy.stats import t as student_t
+
+    n = terms.size
+    if n < 2:
+        return math.inf
+    return float(student_t.ppf(1.0 - delta, n - 1) * terms.std(ddof=1) / math.sqrt(n))
+
+
 @dataclass(frozen=True)
-class SwitchDR(Estimator):
-    tau: float = 100.0
-    name: ClassVar[str] = "switch_dr"
+class _Tuned(Estimator):
+    """A DR variant with one hyperparameter; None = chosen from the data by SLOPE over `grid`."""
+
+    grid: tuple[float, ...] = field(default=SLOPE_GRID, kw_only=True)
     uses_reward_model: ClassVar[bool] = True
 
+    @abstractmethod
+    def _row_terms(self, d: OPEData, value: float) -> np.ndarray: ...
+
+    @abstractmethod
+    def _fixed(self) -> float | None: ...
+
+    def select(self, d: OPEData) -> float:
+        """The hyperparameter the estimate uses on these data (SLOPE when not fixed)."""
+        fixed = self._fixed()
+        if fixed is not None:
+            return fixed
+        rows = [self._row_terms(d, v) for v in self.grid]
+        return self.grid[slope([r.mean() for r in rows], [_t_width(r) for r in rows])]
+
+    def terms(self, d: OPEData) -> Terms:
+        return d.terms(self._row_terms(d, self.select(d)))
+
+
+@dataclass(frozen=True)
+class SwitchDR(_Tuned):
+    """Switch-DR (Wang, Agarwal & Dudík 2017): DM + 1{w ≤ τ}·w·(r − q̂(a)).
+
+    The DR correction is dropped on rows whose weight exceeds τ, where the model alone
+    speaks. τ = None (default) picks τ from `grid` by SLOPE; τ = ∞ is DR, τ → 0 is DM.
+    """
+
+    tau: float | None = None
+    name: ClassVar[str] = "switch_dr"
+
     def __post_init__(self) -> None:
-        if self.tau <= 0:
+        if self.tau is not None and self.tau <= 0:
             raise ValueError(f"tau must be positive, got {self.tau}")
 
-    def terms(self, d: OPEData) -> Terms:
-        keep = d.weight <= self.tau
-        return d.terms(d.dm + np.where(keep, d.weight * d.residual, 0.0))
+    def _fixed(self) -> float | None:
+        return self.tau
+
+    def _row_terms(self, d: OPEData, value: float) -> np.ndarray:
+        return d.dm + np.where(d.weight <= value, d.weight * d.residual, 0.0)
 
 
 @dataclass(frozen=True)
-class DROS(Estimator):
-    """Doubly robust with optimistic shrinkage: w → λw / (w² + λ)."""
+class DROS(_Tuned):
+    """DR with optimistic shrinkage (Su, Dimakopoulou, Krishnamurthy & Dudík 2020):
+    DM + λw/(w² + λ)·(r − q̂(a)).
 
-    lambda_: float = 10_000.0
+    The weight is shrunk to λw/(w² + λ) (≤ w, ≈ w when w² ≪ λ). λ = None (default) picks λ
+    from `grid` by SLOPE; λ = ∞ is DR, λ → 0 is DM.
+    """
+
+    lambda_: float | None = None
     name: ClassVar[str] = "dr_os"
-    uses_reward_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if self.lambda_ <= 0:
+        if self.lambda_ is not None and self.lambda_ <= 0:
             raise ValueError(f"lambda_ must be positive, got {self.lambda_}")
 
-    def terms(self, d: OPEData) -> Terms:
+    def _fixed(self) -> float | None:
+        return self.lambda_
+
+    def _row_terms(self, d: OPEData, value: float) -> np.ndarray:
         w = d.weight
-        shrunk = self.lambda_ * w / (w * w + self.lambda_)
-        return d.terms(d.dm + shrunk * d.residual)
+        shrunk = w if math.isinf(value) else value * w / (w * w + value)
+        return d.dm + shrunk * d.residual
 
 
 ESTIMATORS: dict[str, type[Estimator]] = {
@@ -308,23 +402,19 @@ def clipped_ips(data: OPEData, max_weight: float = 100.0, **kwargs) -> Estimate:
     return ClippedIPS(max_weight).estimate(data, **kwargs)
 
 
-def switch_dr(data: OPEData, tau: float = 100.0, **kwargs) -> Estimate:
-    return SwitchDR(tau).estimate(data, **kwargs)
+def switch_dr(data: OPEData, tau: float | None = None, **kwargs) -> Estimate:
+    return SwitchDR(tau=tau).estimate(data, **kwargs)
 
 
-def dr_os(data: OPEData, lambda_: float = 10_000.0, **kwargs) -> Estimate:
-    return DROS(lambda_).estimate(data, **kwargs)
+def dr_os(data: OPEData, lambda_: float | None = None, **kwargs) -> Estimate:
+    return DROS(lambda_=lambda_).estimate(data, **kwargs)
 
 
 def weight_diagnostics(data: OPEData) -> dict[str, float]:
     """Sanity checks on the importance weights: their mean should be ≈ 1 (when the target
     policy's support is covered), and the effective sample size says how many logged rows
     the estimate is really worth."""
-    w = data.weight
-    total = float(w.sum())
-    return {
-        "n": float(data.n),
-        "mean_weight": float(w.mean()) if data.n else float("nan"),
-        "max_weight": float(w.max()) if data.n else float("nan"),
-        "ess": total * total / float((w * w).sum()) if total > 0 else 0.0,
-    }
+    from .quality import weight_quality
+
+    q = weight_quality(data.weight)
+    return {"n": float(q.n), "mean_weight": q.mean_weight, "max_weight": q.max_weight, "ess": q.ess}

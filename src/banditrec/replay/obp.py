@@ -40,11 +40,12 @@ def _positions(data: LoggedBandit) -> tuple[np.ndarray, int]:
 
 
 def _by_position(data: LoggedBandit, flat: np.ndarray) -> np.ndarray:
-    """(n, n_actions) → obp's (n, n_actions, len_list), each row at its own position."""
-    position, len_list = _positions(data)
-    out = np.zeros((*flat.shape, len_list))
-    out[np.arange(data.n), :, position] = flat
-    return out
+    """(n, n_actions) → obp's (n, n_actions, len_list).
+
+    obp reads only the entry at each row's own position, but checks that every position's
+    entry is a distribution; a row's pmf is therefore repeated at every position."""
+    _, len_list = _positions(data)
+    return np.repeat(flat[:, :, None], len_list, axis=2)
 
 
 def obp_bandit_feedback(data: LoggedBandit, context_dim: int = 32) -> dict[str, Any]:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ..replay.intervals import percentile_interval
 from ..replay.progress import progress_bar
+from ..replay.quality import QualityReport, weight_quality
 from ..replay.summary import Estimate
 from .fqe import FittedQ, FQESettings, fit_fqe, fqe_data
 from .trajectories import Trajectories
@@ -115,9 +116,14 @@ class WeightDiagnostics:
     effective_sample_size: float  # (Σ w)² / Σ w² of the final weights
     trajectories: int
     steps: int
+    quality: QualityReport
+    """The data-quality report of the final weights, with its warnings."""
 
-    def to_dict(self) -> dict[str, float | int]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: getattr(self, k) for k in self.__dataclass_fields__ if k != "quality"
+        }
+        return {**out, "warnings": self.quality.warnings}
 
 
 @dataclass
@@ -134,10 +140,8 @@ class SequentialReport:
                 f"{name:<7} {e.value:9.4f} {e.stderr:8.4f}   [{e.ci_low:8.4f}, {e.ci_high:8.4f}]"
             )
         d = self.diagnostics
-        lines.append(
-            f"{d.trajectories} trajectories, {d.steps} steps; final weights: mean {d.mean_final_weight:.3f}, "
-            f"max {d.max_final_weight:.1f}, effective sample size {d.effective_sample_size:.0f}"
-        )
+        lines.append(f"{d.trajectories} trajectories, {d.steps} steps; final weights:")
+        lines.append(d.quality.text())
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -251,12 +255,12 @@ def _model_estimate(
 
 
 def _diagnostics(traj: Trajectories, s: StepArrays) -> WeightDiagnostics:
-    final = s.weight[:, -1]
-    ess = float(final.sum() ** 2 / max((final**2).sum(), 1e-300))
+    quality = weight_quality(s.weight[:, -1], units="trajectories")
     return WeightDiagnostics(
-        mean_final_weight=float(final.mean()),
-        max_final_weight=float(final.max()),
-        effective_sample_size=ess,
+        mean_final_weight=quality.mean_weight,
+        max_final_weight=quality.max_weight,
+        effective_sample_size=quality.ess,
         trajectories=traj.n,
         steps=int(traj.mask.sum()),
+        quality=quality,
     )

@@ -127,6 +127,11 @@ def create_api(service: DecisionService) -> FastAPI:
         authorize(request, app, "admin")
         return _json(await service.patch(app, await read_body(request, limit)))
 
+    @api.post("/v1/apps/{app}/discovery", **route_docs("discovery"))
+    async def discovery(app: str, request: Request) -> Response:
+        authorize(request, app, "admin")
+        return _json(await service.discovery(app, await read_body(request, limit)))
+
     @api.get("/healthz", **route_docs("healthz"))
     async def healthz() -> Response:
         return _json({"status": "ok"})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..config import AppConfig
 from ..schema import Decision, DecisionRequest, Reward
+from .discovery import DiscoveryRequest
 from .errors import ErrorBody
 
 JSON = "application/json"
@@ -82,6 +83,20 @@ class AppInfo(BaseModel):
     online_reward: OnlineReward
 
 
+class DiscoveryResult(BaseModel):
+    """The ranked settings visited, the recommendation and its reason (replay/discovery.py)."""
+
+    model_config = ConfigDict(extra="allow")
+    recommendation: str
+    reason: str
+    current: str
+    primary: str
+    n_rows: int
+    results: list[dict[str, Any]]
+    path: list[dict[str, str]]
+    recommended_config: AppConfig | None
+
+
 class AppPatch(BaseModel):
     """A JSON merge patch of the app's config (null resets a field), plus an optional rollback."""
 
@@ -104,6 +119,7 @@ _REQUESTS: dict[str, Any] = {
     "Reward": Reward,
     "RewardBatch": RewardBatch,
     "AppPatch": AppPatch,
+    "DiscoveryRequest": DiscoveryRequest,
 }
 _RESPONSES: dict[str, Any] = {
     "Decision": Decision,
@@ -114,6 +130,7 @@ _RESPONSES: dict[str, Any] = {
     "AppList": AppList,
     "AppInfo": AppInfo,
     "Health": Health,
+    "DiscoveryResult": DiscoveryResult,
     "ErrorBody": ErrorBody,
 }
 
@@ -189,6 +206,14 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "body": _ref("AppPatch"),
         "ok": _ref("AppInfo"),
         "errors": (400, 401, 403, 404, 409, 413, 422, 503),
+    },
+    "discovery": {
+        "summary": "Search learning settings on the app's own joined events and recommend one",
+        "description": "Counterfactual training of VW settings (interactions, explorers, "
+        "learning rates, cb types) around the app's policy; the app is not changed.",
+        "body": _ref("DiscoveryRequest"),
+        "ok": _ref("DiscoveryResult"),
+        "errors": (400, 401, 403, 404, 413, 422, 503),
     },
     "healthz": {"summary": "Liveness", "ok": _ref("Health"), "errors": (), "open": True},
     "readyz": {

@@ -391,3 +391,15 @@ class DecisionService:
                 [{"loc": "body", "msg": "send a JSON object (a merge patch)"}],
             )
         return await self._call(self._patch, app, data)
+
+    async def discovery(self, app: str, body: bytes) -> dict[str, Any]:
+        """Optimization discovery on the app's joined stream (serving/discovery.py)."""
+        from .discovery import DiscoveryRequest, run_discovery
+
+        rt = self.runtime(app)
+        data = parse_json(body) if body.strip() else {}
+        try:
+            request = DiscoveryRequest.model_validate(data)
+        except ValidationError as exc:
+            raise invalid(exc) from None
+        return await self._call(run_discovery, self.log, app, rt.engine.config, request)

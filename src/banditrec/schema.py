@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictStr,
     ValidationInfo,
     WithJsonSchema,
@@ -208,8 +209,11 @@ class Decision:
 
 class Reward(_Model):
     event_id: str = Field(pattern=EVENT_ID_PATTERN)
-    value: float = Field(description="Reward; finite. Cost in the log is its negative.")
-    slot: str | None = Field(
+    value: StrictFloat = Field(
+        description="Reward: a finite JSON number (not a string, not a boolean). "
+        "Cost in the log is its negative."
+    )
+    slot: StrictStr | None = Field(
         None, description="For multi-slot events: which slot; none = every slot."
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -238,6 +239,20 @@ def test_bad_rewards_and_unknown_apps(banditrec_service: ServiceUnderTest) -> No
     }
     assert httpx.get(svc.url + "/v1/nothing").status_code == 404
     assert httpx.put(svc.url + DECIDE, headers=svc.headers()).status_code == 405
+
+
+def test_a_reward_slot_with_separators_and_lua_magic_breaks_nothing(
+    banditrec_service: ServiceUnderTest,
+) -> None:
+    svc = banditrec_service
+    event_id = f"lua-{uuid.uuid4().hex}"
+    reward = {"event_id": event_id, "value": 1, "slot": "a|b%[(^$.*+-?\n"}
+    r = _post(svc, "/v1/apps/content/rewards", json=reward)
+    assert r.json()["outcome"] == "early", r.text
+    first = _post(svc, DECIDE, json=example_request("content", event_id=event_id))
+    assert first.status_code == 200, first.text
+    retry = _post(svc, DECIDE, json=example_request("content", event_id=event_id))
+    assert retry.json() == first.json()
 
 
 def test_the_replica_still_serves_after_all_that(banditrec_service: ServiceUnderTest) -> None:

@@ -35,6 +35,7 @@ from .eventlog import (
 )
 from .eventlog.errors import UNAVAILABLE
 from .eventlog.records import joined_header, joined_record
+from .features import vw_line_problem
 from .policies import Policy, VWPolicy, load_policy, make_policy
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class _VWDirect:
             return None
         # Cost = −reward, as dsjson.set_reward writes it.
         line = b'{"_label_cost":' + repr(-head.reward).encode() + b"," + record[1:]
+        if vw_line_problem(line) is not None:
+            return None  # never to VW as it is: the engine's path escapes it, or refuses it
         target.learn_dsjson(line)  # VW parses the bytes as they came from Redis
         return True
 
@@ -177,8 +180,9 @@ class Learner:
             except UnknownSlotError as exc:  # a slot removed from the config since
                 log.warning("app %r: joined event %s not learned: %s", self.app, stream_id, exc)
                 learned = False
-            except Exception:  # one bad record must not stop the app's learning: skip, count
-                log.exception("app %r: joined event %s could not be learned", self.app, stream_id)
+            except Exception as exc:  # a poison event: kept aside, and learning goes on
+                log.warning("app %r: joined event %s quarantined: %r", self.app, stream_id, exc)
+                self.log.quarantine.add(self.app, stream_id, fields, f"{type(exc).__name__}: {exc}")
                 learned = False
             if learned:
                 state.learned_since_publish += 1

@@ -56,6 +56,11 @@ def _check_features(features: NamespacedFeatures, where: str) -> int:
     for ns, feats in features.items():
         if not ns or ns[0] == "_":
             raise ValueError(f"{where}: namespace {ns!r} must be non-empty and not start with '_'")
+        if ns[0] == "~" and ns[1:2] >= "\x80":
+            raise ValueError(
+                f"{where}: namespace {ns!r} is reserved: a namespace starting with a non-ASCII "
+                f"character is stored as '~' + its name; send {ns[1:]!r} instead"
+            )
         for name, value in feats.items():
             if not name or name[0] == "_":
                 raise ValueError(

@@ -9,7 +9,10 @@ learner moves on: one poison event never stops an app's learning.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .keys import AppKeys, check_app_name
 
@@ -35,8 +38,8 @@ class Quarantine:
         pipe.execute()
 
     def list(self, app: str, count: int = 100, before: str = "+") -> list[dict[str, Any]]:
-        """The newest quarantined entries first: id, joined id, event id, slot, why, when,
-        and the record as logged (a JSON string)."""
+        """The newest quarantined entries first (before stream id `before`, "(id" to exclude
+        it): id, joined id, event id, slot, why, when, and the record as logged (JSON text)."""
         k = AppKeys(check_app_name(app))
         out = []
         for sid, f in self.client.xrevrange(k.quarantine, max=before, count=count):
@@ -54,6 +57,22 @@ class Quarantine:
                 }
             )
         return out
+
+    def export(self, app: str, path: Path | str, batch: int = 1000) -> int:
+        """Every quarantined entry, oldest first, as JSON lines (what `list` gives); how many."""
+        n, before = 0, "+"
+        entries: list[dict[str, Any]] = []
+        while True:
+            page = self.list(app, batch, before)
+            entries += page
+            if len(page) < batch:
+                break
+            before = "(" + page[-1]["id"]
+        with Path(path).open("wb") as f:
+            for entry in reversed(entries):
+                f.write(orjson.dumps(entry) + b"\n")
+                n += 1
+        return n
 
     def count(self, app: str) -> int:
         return int(self.client.xlen(AppKeys(check_app_name(app)).quarantine))

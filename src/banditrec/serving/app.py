@@ -120,6 +120,11 @@ def create_api(service: DecisionService) -> FastAPI:
         authorize(request, app, "admin")
         return _json(await service.info(app))
 
+    @api.get("/v1/apps/{app}/quarantine", **route_docs("quarantine"))
+    async def quarantine(app: str, request: Request, limit: int = 100) -> Response:
+        authorize(request, app, "admin")
+        return _json(await service.quarantine(app, limit))
+
     @api.patch("/v1/apps/{app}", **route_docs("patch_app"))
     async def patch_app(app: str, request: Request) -> Response:
         authorize(request, app, "admin")

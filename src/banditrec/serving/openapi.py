@@ -82,6 +82,22 @@ class AppInfo(BaseModel):
     online_reward: OnlineReward
 
 
+class QuarantinedEvent(BaseModel):
+    id: str = Field(description="Its id in the quarantine stream.")
+    joined_id: str = Field(description="Its id in the joined stream it was read from.")
+    event_id: str
+    slot: str
+    why: str = Field(description="What the learner raised on it.")
+    quarantined_at: float
+    record: str = Field(description="The DSJson record as logged (JSON text).")
+
+
+class QuarantineList(BaseModel):
+    app: str
+    count: int = Field(description="Entries kept in the quarantine.")
+    entries: list[QuarantinedEvent] = Field(description="The newest first.")
+
+
 class AppPatch(BaseModel):
     """A JSON merge patch of the app's config (null resets a field), plus an optional rollback."""
 
@@ -113,6 +129,7 @@ _RESPONSES: dict[str, Any] = {
     "Activated": Activated,
     "AppList": AppList,
     "AppInfo": AppInfo,
+    "QuarantineList": QuarantineList,
     "Health": Health,
     "ErrorBody": ErrorBody,
 }
@@ -183,6 +200,11 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "summary": "An app's config, models, counters and online reward",
         "ok": _ref("AppInfo"),
         "errors": (401, 403, 404, 503),
+    },
+    "quarantine": {
+        "summary": "Events the learner could not learn, kept aside (newest first, ?limit=1..1000)",
+        "ok": _ref("QuarantineList"),
+        "errors": (401, 403, 404, 422, 503),
     },
     "patch_app": {
         "summary": "Change an app live (exploration, mode, ...) or roll its model back",

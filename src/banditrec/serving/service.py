@@ -359,6 +359,16 @@ class DecisionService:
         self.runtime(app)
         return await self._call(self._info, app)
 
+    async def quarantine(self, app: str, limit: int) -> dict[str, Any]:
+        """The newest events the learner could not learn, with why (see eventlog/quarantine.py)."""
+        self.runtime(app)
+        if not 1 <= limit <= 1000:
+            msg = f"limit {limit}: send between 1 and 1000"
+            raise ApiError(422, "invalid request", [{"loc": "limit", "msg": msg}])
+        entries = await self._call(self.log.quarantine.list, app, limit)
+        count = await self._call(self.log.quarantine.count, app)
+        return {"app": app, "count": count, "entries": entries}
+
     def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
         rt = self.runtime(app)
         rollback = patch.pop(ROLLBACK_FIELD, None)

@@ -180,6 +180,11 @@ class VWPolicyConfig(_Strict):
     @classmethod
     def _no_io_args(cls, v: list[str]) -> list[str]:
         for arg in v:
+            if not arg.isascii() or "\x00" in arg:
+                raise ValueError(
+                    f"VW argument {arg!r} must be ASCII without NUL: VW reads namespaces "
+                    "by their first byte (see features.py)"
+                )
             if _forbidden_vw_arg(arg):
                 raise ValueError(
                     f"VW argument {arg!r} controls files or I/O and is not allowed here"

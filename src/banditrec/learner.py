@@ -150,9 +150,14 @@ class Learner:
     def _follow_config(self) -> None:
         version = self.log.config_version(self.app)
         if version != self.state.config_version:
-            config = self.log.get_config(self.app)
-            if config is not None:
-                self._engine().reconfigure(config)
+            try:
+                config = self.log.get_config(self.app)
+                if config is not None:
+                    self._engine().reconfigure(config)
+            except REDIS_DOWN:
+                raise
+            except Exception as exc:  # unusable: learn on with the last good config
+                log.warning("app %r: config v%d cannot be used (%s)", self.app, version, exc)
             self.state.config_version = version
 
     # --- learning -----------------------------------------------------------------
@@ -341,14 +346,13 @@ class ModelWatcher:
         self.app = app
         self.engine = engine
         self.config_version = 0
+        self.config_error: str | None = None  # set while the last good config serves
 
     def poll(self) -> bool:
         """Swap in a newer config and/or model; True if the model was swapped."""
         model_version, config_version = self.log.versions(self.app)
         if config_version != self.config_version:
-            config = self.log.get_config(self.app)
-            if config is not None:
-                self.engine.reconfigure(config)
+            self._follow_config(config_version)
             self.config_version = config_version
         if model_version == 0 or model_version == self.engine.model_version:
             return False
@@ -372,6 +376,24 @@ class ModelWatcher:
             )
             return False
         return True
+
+    def _follow_config(self, version: int) -> None:
+        """The stored config, live; one that cannot be used (stored by an older version, or
+        a policy this machine cannot build) leaves the last good config serving, reported
+        in `config_error` until a usable one is stored."""
+        try:
+            config = self.log.get_config(self.app)
+            if config is not None:
+                self.engine.reconfigure(config)
+            self.config_error = None
+        except REDIS_DOWN:
+            raise
+        except Exception as exc:
+            self.config_error = (
+                f"config v{version} cannot be used ({type(exc).__name__}: {exc}); "
+                "serving the last good config"
+            )
+            log.warning("app %r: %s", self.app, self.config_error)
 
     def run(self, stop: threading.Event, *, interval_s: float = 0.1) -> None:
         while not stop.is_set():

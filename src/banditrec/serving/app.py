@@ -130,15 +130,19 @@ def create_api(service: DecisionService) -> FastAPI:
         authorize(request, app, "admin")
         return _json(await service.patch(app, await read_body(request, limit)))
 
+    def stale() -> dict[str, Any]:
+        stale = service.config_errors()
+        return {"stale_configs": stale} if stale else {}
+
     @api.get("/healthz", **route_docs("healthz"))
     async def healthz() -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", **stale()})
 
     @api.get("/readyz", **route_docs("readyz"))
     async def readyz() -> Response:
         if not service.app_names() or not service.ready():
             return _json({"status": "not ready", "apps": service.app_names()}, status=503)
-        return _json({"status": "ready", "apps": service.app_names()})
+        return _json({"status": "ready", "apps": service.app_names(), **stale()})
 
     @api.get("/metrics", **route_docs("metrics"))
     async def prometheus_metrics() -> Response:

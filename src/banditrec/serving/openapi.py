@@ -57,6 +57,10 @@ class AppList(BaseModel):
 class Health(BaseModel):
     status: str
     apps: list[str] | None = None
+    stale_configs: dict[str, str] | None = Field(
+        None,
+        description="Apps served with their last good config (the stored one is unusable), and why.",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -77,6 +81,10 @@ class AppInfo(BaseModel):
     config_version: int
     model_version: int = Field(description="The current model in the registry.")
     served_model_version: int = Field(description="The model the answering replica serves.")
+    config_error: str | None = Field(
+        None,
+        description="Set when the stored config is unusable: the replica serves its last good one.",
+    )
     models: list[ModelInfo]
     counters: dict[str, int | float]
     online_reward: OnlineReward

@@ -319,3 +319,39 @@ def test_poison_events_are_quarantined_and_old_unicode_records_learned(
     assert event_log.quarantine.export(app_name, tmp_path / "q.jsonl") == 2
     lines = [orjson.loads(line) for line in (tmp_path / "q.jsonl").read_bytes().splitlines()]
     assert [q["event_id"] for q in lines] == ["nul", "not-json"]  # oldest first
+
+
+def test_an_app_that_cannot_learn_leaves_the_others_learning(redis_client, tmp_path: Path) -> None:
+    """Two apps in one learner pool: one's stored config no VW can run, one's poison
+    events; the other app's events are learned and published all the same."""
+    from banditrec.serving.learners import LearnerOptions, LearnerPool
+
+    log = EventLog(redis_client)
+    names = [f"iso{uuid_hex()}", f"iso{uuid_hex()}"]
+    broken, healthy = names
+    try:
+        bad = vw_config(broken, join_on_first=True)
+        bad.policy.extra_args.append("--bogus_flag")  # stored unchecked (an older version)
+        log.put_config(bad)
+        log.client.xadd(AppKeys(broken).joined, {"h": "x||1|1|1|0", "rec": b"{not json"})
+        good = vw_config(healthy, join_on_first=True)
+        log.put_config(good)
+        serve_and_reward(log, DecisionEngine(good), make_requests(20, seed=4))
+        pool = LearnerPool(log, LearnerOptions(publish_every_s=0.1, join_interval_s=0.05))
+        try:
+            wait_for(
+                lambda: (m := log.latest_model(healthy)) is not None and m.n_learned == 20,
+                "the healthy app's model",
+            )
+            assert set(pool.apps()) >= {broken, healthy}
+        finally:
+            pool.close()
+    finally:
+        for app in names:
+            log.drop_app(app)
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:10]

@@ -34,6 +34,7 @@ OPERATIONS = [
     ("GET", "/v1/apps"),
     ("GET", "/v1/apps/{app}"),
     ("PATCH", "/v1/apps/{app}"),
+    ("GET", "/v1/apps/{app}/quarantine"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -163,7 +163,7 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _ERRORS = {
-    400: "Malformed JSON or header.",
+    400: "Malformed JSON, or 'Authorization' and 'X-API-Key' carrying different keys.",
     401: "No API key, or not a valid one.",
     403: "The key is not valid for this app or lacks the scope.",
     404: "No such app (or event).",
@@ -246,7 +246,9 @@ def route_docs(name: str) -> dict[str, Any]:
             "content": spec.get("ok_content") or _content(spec["ok"]),
         }
     }
-    for status in spec["errors"]:
+    # Every route behind a key may answer 400 (two headers carrying different keys) and 401.
+    keyed = () if spec.get("open") else (400, 401)
+    for status in sorted({*spec["errors"], *keyed}):
         responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
     responses.update(spec.get("extra", {}))
     extra: dict[str, Any] = {}

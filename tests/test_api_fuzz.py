@@ -35,6 +35,7 @@ OPERATIONS = [
     ("GET", "/v1/apps/{app}"),
     ("PATCH", "/v1/apps/{app}"),
     ("POST", "/v1/apps/{app}/discovery"),
+    ("GET", "/v1/apps/{app}/quarantine"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

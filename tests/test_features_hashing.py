@@ -185,3 +185,12 @@ def test_linucb_probabilities_are_its_pmf_as_floats() -> None:
     with np.errstate(invalid="ignore"):
         nan_pmf = policy.pmf(tie, 0).tolist()
         assert np.array_equal(policy.probabilities(tie, 0), nan_pmf, equal_nan=True)
+
+
+def test_an_escaped_namespace_hashes_as_it_was_sent() -> None:
+    """Decided on the request, learned from the log (where it is escaped): one vector."""
+    sent = FeatureSet.build({"用户": {"城市": "北京"}}, [("a", {"é": {"x": 1}}), ("b", {})])
+    logged = FeatureSet.from_dsjson_c(sent.dsjson_c(), sent.action_ids)
+    assert "~用户" in logged.context and "~é" in logged.actions[0]
+    fresh = FeatureSet.build({"用户": {"城市": "北京"}}, [("a", {"é": {"x": 1}}), ("b", {})])
+    assert np.array_equal(fresh.hashed(64), logged.hashed(64))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
@@ -277,3 +278,80 @@ def test_a_record_that_cannot_be_learned_is_skipped_and_counted(
     stats = event_log.stats(app_name)
     assert (stats["learned"], stats["skipped"]) == (20, 1)
     assert event_log.latest_model(app_name).n_learned == 21
+    assert stats["quarantined"] == 1
+    (kept,) = event_log.quarantine.list(app_name)
+    assert (kept["event_id"], kept["record"]) == ("bad", "{}")
+
+
+def test_poison_events_are_quarantined_and_old_unicode_records_learned(
+    event_log: EventLog, app_name: str, tmp_path: Path
+) -> None:
+    """Records an earlier version logged as they came: a namespace starting with a non-ASCII
+    character (VW crashed on it) is learned escaped; a NUL VW would cut at is quarantined."""
+    config = vw_config(app_name, join_on_first=True)
+    event_log.put_config(config)
+    serving = DecisionEngine(config)
+    _, (record,) = serving.decide_logged(make_requests(1, seed=3)[0])
+    joined = AppKeys(app_name).joined
+
+    def logged_as(c: dict, event_id: str) -> bytes:
+        return orjson.dumps({**record, "c": c, "EventId": event_id})
+
+    multi = record["c"]["_multi"]
+    poison = {
+        "unicode": {"用户": {"城市": "北京"}, "_multi": multi},
+        "unicode-action": {"u": {"a": 1}, "_multi": [{"é": {"x": 1}}, *multi[1:]]},
+        "nul": {"u": {"a\x00b": 1}, "_multi": multi},
+        "not-json": None,
+    }
+    for event_id, c in poison.items():
+        rec = b"{not json" if c is None else logged_as(c, event_id)
+        event_log.client.xadd(joined, {"h": f"{event_id}||1|1|1|0", "rec": rec})
+    serve_and_reward(event_log, serving, make_requests(10, seed=9))
+    event_log.join_due(app_name)
+    learner = Learner(event_log, app_name)
+    assert learner.step() == 14  # past the poison, in one step
+    stats = event_log.stats(app_name)
+    assert (stats["learned"], stats["skipped"], stats["quarantined"]) == (12, 2, 2)
+    kept = {q["event_id"]: q["why"] for q in event_log.quarantine.list(app_name)}
+    assert set(kept) == {"nul", "not-json"}
+    assert "NUL" in kept["nul"]
+    assert event_log.quarantine.export(app_name, tmp_path / "q.jsonl") == 2
+    lines = [orjson.loads(line) for line in (tmp_path / "q.jsonl").read_bytes().splitlines()]
+    assert [q["event_id"] for q in lines] == ["nul", "not-json"]  # oldest first
+
+
+def test_an_app_that_cannot_learn_leaves_the_others_learning(redis_client, tmp_path: Path) -> None:
+    """Two apps in one learner pool: one's stored config no VW can run, one's poison
+    events; the other app's events are learned and published all the same."""
+    from banditrec.serving.learners import LearnerOptions, LearnerPool
+
+    log = EventLog(redis_client)
+    names = [f"iso{uuid_hex()}", f"iso{uuid_hex()}"]
+    broken, healthy = names
+    try:
+        bad = vw_config(broken, join_on_first=True)
+        bad.policy.extra_args.append("--bogus_flag")  # stored unchecked (an older version)
+        log.put_config(bad)
+        log.client.xadd(AppKeys(broken).joined, {"h": "x||1|1|1|0", "rec": b"{not json"})
+        good = vw_config(healthy, join_on_first=True)
+        log.put_config(good)
+        serve_and_reward(log, DecisionEngine(good), make_requests(20, seed=4))
+        pool = LearnerPool(log, LearnerOptions(publish_every_s=0.1, join_interval_s=0.05))
+        try:
+            wait_for(
+                lambda: (m := log.latest_model(healthy)) is not None and m.n_learned == 20,
+                "the healthy app's model",
+            )
+            assert set(pool.apps()) >= {broken, healthy}
+        finally:
+            pool.close()
+    finally:
+        for app in names:
+            log.drop_app(app)
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:10]

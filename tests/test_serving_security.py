@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -52,10 +53,37 @@ def test_credential_from_either_header() -> None:
     assert credential_from_headers("Bearer abc", None) == "abc"
     assert credential_from_headers("bearer abc ", None) == "abc"
     assert credential_from_headers(None, "xyz") == "xyz"
-    assert credential_from_headers("Basic abc", None) is None
+    assert credential_from_headers("Bearer abc", "abc") == "abc"  # the same key twice
+    for authorization, x_api_key, status in [
+        ("Basic abc", None, 401),  # a scheme we cannot read is not "no key"
+        ("Bearer", None, 401),
+        ("Basic abc", "abc", 401),
+        ("Bearer garbage", "abc", 400),  # two different keys: which one is meant?
+    ]:
+        with pytest.raises(ApiError) as err:
+            credential_from_headers(authorization, x_api_key)
+        assert err.value.status == status
 
 
 # --- keys over HTTP -------------------------------------------------------------------
+
+
+def test_garbage_authorization_next_to_a_valid_x_api_key_is_refused(
+    banditrec_service: ServiceUnderTest,
+) -> None:
+    svc = banditrec_service
+    body = example_request("content")
+    valid = svc.keys["decide"]
+    for headers, status in [
+        ({"Authorization": "Bearer garbage", "X-API-Key": valid}, 400),
+        ({"Authorization": "garbage", "X-API-Key": valid}, 401),
+        ({"Authorization": f"Bearer {valid}", "X-API-Key": "garbage"}, 400),
+    ]:
+        r = _post(svc, DECIDE, role=None, json=body, headers=headers)
+        assert r.status_code == status, (headers, r.text)
+        assert "header" in r.text
+    same = {"Authorization": f"Bearer {valid}", "X-API-Key": valid}
+    assert _post(svc, DECIDE, role=None, json=body, headers=same).status_code == 200
 
 
 def test_no_key_is_401_and_wrong_app_or_scope_is_403(banditrec_service: ServiceUnderTest) -> None:
@@ -187,6 +215,11 @@ def test_bad_rewards_and_unknown_apps(banditrec_service: ServiceUnderTest) -> No
     for body, status, needle in [
         (b'{"event_id": "e", "value": Infinity}', 400, "malformed JSON"),
         (b'{"event_id": "e", "value": "high"}', 422, "value"),
+        (b'{"event_id": "e", "value": "1"}', 422, "valid number"),  # strict: no numeric strings
+        (b'{"event_id": "e", "value": true}', 422, "valid number"),
+        (b'{"event_id": "e", "value": NaN}', 400, "malformed JSON"),
+        (b'{"event_id": "e", "value": 1e999}', 400, "malformed JSON"),
+        (b'{"event_id": "e", "value": 1, "slot": 3}', 422, "slot"),
         (b'{"event_id": "e"}', 422, "value"),
         (
             b'{"rewards": [{"event_id": "e", "value": 1}, {"event_id": "e"}]}',
@@ -206,6 +239,20 @@ def test_bad_rewards_and_unknown_apps(banditrec_service: ServiceUnderTest) -> No
     }
     assert httpx.get(svc.url + "/v1/nothing").status_code == 404
     assert httpx.put(svc.url + DECIDE, headers=svc.headers()).status_code == 405
+
+
+def test_a_reward_slot_with_separators_and_lua_magic_breaks_nothing(
+    banditrec_service: ServiceUnderTest,
+) -> None:
+    svc = banditrec_service
+    event_id = f"lua-{uuid.uuid4().hex}"
+    reward = {"event_id": event_id, "value": 1, "slot": "a|b%[(^$.*+-?\n"}
+    r = _post(svc, "/v1/apps/content/rewards", json=reward)
+    assert r.json()["outcome"] == "early", r.text
+    first = _post(svc, DECIDE, json=example_request("content", event_id=event_id))
+    assert first.status_code == 200, first.text
+    retry = _post(svc, DECIDE, json=example_request("content", event_id=event_id))
+    assert retry.json() == first.json()
 
 
 def test_the_replica_still_serves_after_all_that(banditrec_service: ServiceUnderTest) -> None:

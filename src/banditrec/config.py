@@ -117,9 +117,17 @@ Explorer = Annotated[
 # Options that would change VW's I/O or driver rather than the model; refusing them keeps
 # the raw-args escape hatch from breaking the service (files on disk, stdin, etc.).
 _FORBIDDEN_VW_ARGS = re.compile(
-    r"^(-d|--data|-f|--final_regressor|-i|--initial_regressor|-c|--cache|--cache_file|"
-    r"--dsjson|--json|-p|--predictions|--daemon|--port|--save_resume|-r|--raw_predictions)$"
+    r"(-d|--data|-f|--final_regressor|-i|--initial_regressor|-c|--cache|--cache_file|"
+    r"--dsjson|--json|-p|--predictions|--daemon|--port|--save_resume|-r|--raw_predictions)"
 )
+# ... also as `--data=x` or, for the short ones, `-dx`
+_FORBIDDEN_SHORT = frozenset("dficpr")
+
+
+def _forbidden_vw_arg(arg: str) -> bool:
+    name = arg.split("=", 1)[0]
+    short = arg[:1] == "-" and arg[1:2] in _FORBIDDEN_SHORT
+    return bool(_FORBIDDEN_VW_ARGS.fullmatch(name)) or short
 
 
 class VWPolicyConfig(_Strict):
@@ -162,9 +170,13 @@ class VWPolicyConfig(_Strict):
     @classmethod
     def _interactions_are_letters(cls, v: list[str] | None) -> list[str] | None:
         for term in v or ():
-            if not (2 <= len(term) <= 4) or not all(c.isalnum() or c == ":" for c in term):
+            # ASCII only: VW indexes a namespace by its first byte (see features.py)
+            if not (2 <= len(term) <= 4) or not all(
+                c.isascii() and (c.isalnum() or c in ":~") for c in term
+            ):
                 raise ValueError(
-                    f"interaction {term!r} must be 2 to 4 namespace first letters (or ':' for all), e.g. 'ua'"
+                    f"interaction {term!r} must be 2 to 4 namespace first letters (ASCII letters or digits, "
+                    "'~' for namespaces that start with a non-ASCII character, ':' for all), e.g. 'ua'"
                 )
         return v
 
@@ -179,7 +191,12 @@ class VWPolicyConfig(_Strict):
     @classmethod
     def _no_io_args(cls, v: list[str]) -> list[str]:
         for arg in v:
-            if _FORBIDDEN_VW_ARGS.match(arg):
+            if not arg.isascii() or "\x00" in arg:
+                raise ValueError(
+                    f"VW argument {arg!r} must be ASCII without NUL: VW reads namespaces "
+                    "by their first byte (see features.py)"
+                )
+            if _forbidden_vw_arg(arg):
                 raise ValueError(
                     f"VW argument {arg!r} controls files or I/O and is not allowed here"
                 )

@@ -5,6 +5,18 @@ which is also the `c` of the DSJson log record: the bytes a policy decided on ar
 bytes that are logged and later learned from, so VW's parser does all namespacing,
 escaping and hashing for VW. The numpy policies use `hashed()`, a stable hashing of the
 same structure into a fixed dimension.
+
+What VW's JSON parser takes safely (found by feeding it arbitrary unicode in a subprocess,
+tests/test_vw_alphabet.py, and by reading its parser: a namespace's first byte is its index,
+a signed `char`, so a first byte ≥ 0x80 indexes out of bounds and crashes VW):
+
+- a namespace must start with an ASCII character. One that does not is escaped: it is
+  used, logged and learned as `~` + its name (`"用户"` → `"~用户"`), so it still gets
+  weights of its own and interactions can name it by `~`. A namespace sent as `~` + a
+  non-ASCII character is refused (it would collide with an escaped one);
+- feature names, string values and action ids may hold any unicode but NUL, at which VW
+  cuts a string (two names differing after a NUL would be one feature): refused;
+- names starting with `_` are VW's own keys: refused (`schema.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +32,9 @@ import numpy as np
 import orjson
 
 ACTION_ID_NAMESPACE = "id"
+ESCAPE = "~"  # the first character of a namespace whose own first character is not ASCII
+_ASCII_END = "\x80"
+_JSON_NUL = b"\\u0000"  # how orjson writes a NUL character
 _CROSS_PRIME = 0x6A09E667  # < 2**31
 
 
@@ -41,7 +56,10 @@ _plan_size = 0
 
 def _name_hashes(namespace: str, names: tuple[str, ...], values: tuple | None) -> list[int]:
     """Stable (process-independent) hashes of a namespace's features. A string value is
-    part of its feature's identity; a number (None in `values`) is not."""
+    part of its feature's identity; a number (None in `values`) is not. An escaped namespace
+    hashes as its name did before escaping, so vectors do not depend on when it was escaped."""
+    if namespace[:1] == ESCAPE and namespace[1:2] >= _ASCII_END:
+        namespace = namespace[1:]
     if values is None:
         texts = [f"{namespace}^{n}" for n in names]
     else:
@@ -131,6 +149,72 @@ def _plan(layout: tuple[int, ...], k: int) -> np.ndarray:
     return plan
 
 
+def vw_namespaces(features: Mapping[str, Any]) -> dict[str, Any]:
+    """`features` with every namespace VW can index: one whose first character is not ASCII
+    becomes `ESCAPE` + its name (deterministic, so logs and learning agree).
+
+    >>> vw_namespaces({"user": {"a": 1}, "用户": {"b": 1}})
+    {'user': {'a': 1}, '~用户': {'b': 1}}
+    """
+    # the largest name starts with a non-ASCII character iff any does (code point order)
+    if not features or max(features) < _ASCII_END:
+        return dict(features)
+    return {(ns if ns[:1] < _ASCII_END else ESCAPE + ns): f for ns, f in features.items()}
+
+
+def unsafe_namespace(name: str) -> bool:
+    """A namespace VW cannot index (first byte ≥ 0x80): what `vw_namespaces` escapes."""
+    return name[:1] >= _ASCII_END
+
+
+def check_no_nul(c: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first string of a VW input (a DSJson `c`) with a NUL."""
+    problem = vw_input_problem(c, escaped=True)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def vw_input_problem(c: Mapping[str, Any], *, escaped: bool = False) -> str | None:
+    """Why VW's parser cannot take the DSJson `c` as it is (None when it can): a namespace
+    that starts with a non-ASCII character (unless `escaped` says they were), a NUL."""
+    groups = [c, *c.get("_multi", ())] if isinstance(c, Mapping) else [c]
+    for group in groups:
+        if not isinstance(group, Mapping):
+            return f"not a namespace object: {_short(group)}"
+        for ns, feats in group.items():
+            if ns == "_multi":
+                continue
+            if not escaped and unsafe_namespace(ns):
+                return f"namespace {_short(ns)} starts with a non-ASCII character"
+            if "\x00" in ns:
+                return f"namespace {_short(ns)} contains NUL (\\u0000); VW cuts strings there"
+            for name, value in feats.items() if isinstance(feats, Mapping) else ():
+                if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+                    return (
+                        f"feature {ns}.{_short(name)} (its name, value or action id) contains "
+                        "NUL (\\u0000), which VW cuts strings at; remove it"
+                    )
+    return None
+
+
+def vw_line_problem(line: bytes) -> str | None:
+    """Why VW's DSJson parser cannot take a logged line as it is (None when it can): the
+    check before the learner hands VW the bytes. An ASCII line without an escaped NUL is
+    fine as it is (one pass over the bytes); any other is parsed and looked at."""
+    if line.isascii() and _JSON_NUL not in line:
+        return None
+    try:
+        c = orjson.loads(line).get("c", {})
+    except (orjson.JSONDecodeError, AttributeError) as exc:
+        return f"not a DSJson record: {exc}"
+    return vw_input_problem(c)
+
+
+def _short(text: object) -> str:
+    out = repr(text)
+    return out if len(out) <= 80 else out[:77] + "..."
+
+
 @dataclass(slots=True)
 class FeatureSet:
     """One decision's candidates in a shared context; actions keep their offered order."""
@@ -140,6 +224,7 @@ class FeatureSet:
     action_ids: list[str]
     _json: bytes | None = field(default=None, repr=False)
     _hashed: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _escaped: bool = field(default=False, repr=False)
 
     @classmethod
     def build(
@@ -149,7 +234,8 @@ class FeatureSet:
         *,
         action_id_feature: bool = True,
     ) -> FeatureSet:
-        """From a context and (action id, namespaced features) pairs."""
+        """From a context and (action id, namespaced features) pairs. Namespaces are
+        escaped (`vw_namespaces`) before anything reads them: VW, the log, `hashed`."""
         multi = [dict(feats) for _, feats in actions]
         ids = [action_id for action_id, _ in actions]
         if action_id_feature:
@@ -166,13 +252,35 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.actions)
 
+    def _escape(self) -> None:
+        if self._escaped:
+            return
+        self._escaped = True
+        # the largest namespace starts with a non-ASCII character iff any does: C-level maxes
+        top = max(self.context, default="")
+        top = max(top, max(map(max, filter(None, self.actions)), default=""))
+        if top >= _ASCII_END:
+            self.context = vw_namespaces(self.context)
+            self.actions = [vw_namespaces(a) for a in self.actions]
+
     def dsjson_c(self) -> dict[str, Any]:
+        self._escape()
         return {**self.context, "_multi": self.actions}
 
     def vw_json(self) -> bytes:
-        """`dsjson_c()` as JSON (UTF-8): what VW parses, and the log record's "c", serialized once."""
+        """`dsjson_c()` as JSON (UTF-8): what VW parses, and the log record's "c", serialized once.
+
+        An all-ASCII JSON has no namespace to escape and no NUL: one pass over the bytes
+        tells, so the common request pays nothing more (a NUL is written as an escape)."""
         if self._json is None:
-            self._json = orjson.dumps(self.dsjson_c())
+            out = orjson.dumps({**self.context, "_multi": self.actions})
+            # (a backslash first: one memchr, where the 6-byte search took microseconds)
+            if not out.isascii() or (b"\\" in out and _JSON_NUL in out):
+                if not self._escaped:
+                    out = orjson.dumps(self.dsjson_c())
+                if _JSON_NUL in out:  # then look closely (a literal "\\u0000" text is fine)
+                    check_no_nul(self.dsjson_c())
+            self._json = out
         return self._json
 
     def hashed(self, dim: int) -> np.ndarray:

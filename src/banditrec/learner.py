@@ -35,6 +35,7 @@ from .eventlog import (
 )
 from .eventlog.errors import UNAVAILABLE
 from .eventlog.records import joined_header, joined_record
+from .features import vw_line_problem
 from .policies import Policy, VWPolicy, load_policy, make_policy
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class _VWDirect:
         # The cost as dsjson.set_reward writes it, on the policy's scale.
         cost = target.cost_scale.cost(head.reward)
         line = b'{"_label_cost":' + repr(cost).encode() + b"," + record[1:]
+        if vw_line_problem(line) is not None:
+            return None  # never to VW as it is: the engine's path escapes it, or refuses it
         target.learn_dsjson(line)  # VW parses the bytes as they came from Redis
         return True
 
@@ -148,9 +151,14 @@ class Learner:
     def _follow_config(self) -> None:
         version = self.log.config_version(self.app)
         if version != self.state.config_version:
-            config = self.log.get_config(self.app)
-            if config is not None:
-                self._engine().reconfigure(config)
+            try:
+                config = self.log.get_config(self.app)
+                if config is not None:
+                    self._engine().reconfigure(config)
+            except REDIS_DOWN:
+                raise
+            except Exception as exc:  # unusable: learn on with the last good config
+                log.warning("app %r: config v%d cannot be used (%s)", self.app, version, exc)
             self.state.config_version = version
 
     # --- learning -----------------------------------------------------------------
@@ -179,8 +187,9 @@ class Learner:
             except UnknownSlotError as exc:  # a slot removed from the config since
                 log.warning("app %r: joined event %s not learned: %s", self.app, stream_id, exc)
                 learned = False
-            except Exception:  # one bad record must not stop the app's learning: skip, count
-                log.exception("app %r: joined event %s could not be learned", self.app, stream_id)
+            except Exception as exc:  # a poison event: kept aside, and learning goes on
+                log.warning("app %r: joined event %s quarantined: %r", self.app, stream_id, exc)
+                self.log.quarantine.add(self.app, stream_id, fields, f"{type(exc).__name__}: {exc}")
                 learned = False
             if learned:
                 state.learned_since_publish += 1
@@ -346,14 +355,13 @@ class ModelWatcher:
         self.app = app
         self.engine = engine
         self.config_version = 0
+        self.config_error: str | None = None  # set while the last good config serves
 
     def poll(self) -> bool:
         """Swap in a newer config and/or model; True if the model was swapped."""
         model_version, config_version = self.log.versions(self.app)
         if config_version != self.config_version:
-            config = self.log.get_config(self.app)
-            if config is not None:
-                self.engine.reconfigure(config)
+            self._follow_config(config_version)
             self.config_version = config_version
         if model_version == 0 or model_version == self.engine.model_version:
             return False
@@ -377,6 +385,24 @@ class ModelWatcher:
             )
             return False
         return True
+
+    def _follow_config(self, version: int) -> None:
+        """The stored config, live; one that cannot be used (stored by an older version, or
+        a policy this machine cannot build) leaves the last good config serving, reported
+        in `config_error` until a usable one is stored."""
+        try:
+            config = self.log.get_config(self.app)
+            if config is not None:
+                self.engine.reconfigure(config)
+            self.config_error = None
+        except REDIS_DOWN:
+            raise
+        except Exception as exc:
+            self.config_error = (
+                f"config v{version} cannot be used ({type(exc).__name__}: {exc}); "
+                "serving the last good config"
+            )
+            log.warning("app %r: %s", self.app, self.config_error)
 
     def run(self, stop: threading.Event, *, interval_s: float = 0.1) -> None:
         while not stop.is_set():

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictStr,
     ValidationInfo,
     WithJsonSchema,
@@ -56,6 +57,11 @@ def _check_features(features: NamespacedFeatures, where: str) -> int:
     for ns, feats in features.items():
         if not ns or ns[0] == "_":
             raise ValueError(f"{where}: namespace {ns!r} must be non-empty and not start with '_'")
+        if ns[0] == "~" and ns[1:2] >= "\x80":
+            raise ValueError(
+                f"{where}: namespace {ns!r} is reserved: a namespace starting with a non-ASCII "
+                f"character is stored as '~' + its name; send {ns[1:]!r} instead"
+            )
         for name, value in feats.items():
             if not name or name[0] == "_":
                 raise ValueError(
@@ -209,8 +215,11 @@ class Decision:
 
 class Reward(_Model):
     event_id: str = Field(pattern=EVENT_ID_PATTERN)
-    value: float = Field(description="Reward; finite. Cost in the log is its negative.")
-    slot: str | None = Field(
+    value: StrictFloat = Field(
+        description="Reward: a finite JSON number (not a string, not a boolean). "
+        "Cost in the log is its negative."
+    )
+    slot: StrictStr | None = Field(
         None, description="For multi-slot events: which slot; none = every slot."
     )
 

@@ -28,6 +28,14 @@ def export_command(
     data_dir: Annotated[
         Path, typer.Option(help="Where `banditrec serve` keeps its embedded Redis data.")
     ] = Path(".banditrec"),
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine",
+            help="Write the events the learner quarantined instead (JSON lines: id, event_id, "
+            "slot, why, quarantined_at, record).",
+        ),
+    ] = False,
 ) -> None:
     """Write the joined decisions of an app (in a join-time range) to a DSJson file."""
     from tqdm import tqdm
@@ -54,6 +62,10 @@ def export_command(
             redis_url = server.url
     try:
         log = EventLog(connect(redis_url))
+        if quarantine:
+            n = log.quarantine.export(app_name, out)
+            typer.echo(f"{n} quarantined events of {app_name!r} written to {out}")
+            return
         if log.get_config(app_name) is None and count_joined(log, app_name) == 0:
             known = ", ".join(log.list_apps()) or "none"
             raise typer.BadParameter(

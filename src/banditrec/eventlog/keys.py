@@ -55,6 +55,11 @@ class AppKeys:
         return f"{self.base}:orphans"
 
     @property
+    def quarantine(self) -> str:
+        """Stream: joined entries the learner could not learn, with why (see quarantine.py)."""
+        return f"{self.base}:quarantine"
+
+    @property
     def config(self) -> str:
         """String: the app's AppConfig as JSON."""
         return f"{self.base}:config"
@@ -93,6 +98,6 @@ class AppKeys:
 
 
 def check_app_name(app: str) -> str:
-    if not re.match(APP_NAME_PATTERN, app):
+    if not isinstance(app, str) or not re.fullmatch(APP_NAME_PATTERN, app):
         raise ValueError(f"app name {app!r} must match {APP_NAME_PATTERN}")
     return app

@@ -36,6 +36,7 @@ from ..schema import EVENT_ID_PATTERN, META_KEY, Reward
 from .config_store import ConfigStore
 from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
 from .keys import APPS_KEY, UNKNOWN_APP_ORPHANS_KEY, UNKNOWN_APP_STATS_KEY, AppKeys, check_app_name
+from .quarantine import Quarantine
 from .records import joined_record, stream_id_tuple
 from .registry import ModelRecord, ModelRegistry
 from .scripts import Call, Scripts
@@ -162,6 +163,7 @@ class EventLog:
         self.scripts = Scripts(client)
         self.configs = ConfigStore(client, self.scripts, self.settings)
         self.models = ModelRegistry(client, self.scripts, self.settings.models_kept)
+        self.quarantine = Quarantine(client)
         self.spool = (
             Spool(spool_dir, self.settings.spool_max_bytes, fsync=self.settings.spool_fsync)
             if spool_dir is not None
@@ -508,13 +510,15 @@ class EventLog:
         pipe.xlen(k.joined)
         pipe.xlen(k.orphans)
         pipe.zcard(k.early_due)
-        counters, pending, joined_len, orphans_len, early = pipe.execute()
+        pipe.xlen(k.quarantine)
+        counters, pending, joined_len, orphans_len, early, quarantined = pipe.execute()
         out = {key.decode(): int(float(v)) for key, v in counters.items()}
         out.update(
             pending_events=pending,
             joined_stream_len=joined_len,
             orphans_kept=orphans_len,
             early_events_held=early,
+            quarantine_kept=quarantined,
         )
         return out
 
@@ -759,7 +763,7 @@ def _reward_entry(app: str, reward: Reward) -> dict[str, Any]:
         raise TypeError(f"expected a Reward, got {type(reward).__name__}")
     if not math.isfinite(reward.value):
         raise ValueError(f"reward {reward.value} is not finite; send a real number")
-    if not _EVENT_ID.match(reward.event_id):
+    if not _EVENT_ID.fullmatch(reward.event_id):
         raise ValueError(f"event id {reward.event_id!r} must match {EVENT_ID_PATTERN}")
     # The token makes a reward idempotent: replaying it from the spool never counts it twice.
     return {

@@ -24,7 +24,10 @@ class JoinedHeader(NamedTuple):
 
 
 def joined_header(fields: dict[bytes, bytes]) -> JoinedHeader:
-    event_id, slot, reward, n_rewards, activated, joined_at = fields[b"h"].split(b"|")
+    # An event id has no "|" (EVENT_ID_PATTERN) and the last four are numbers: whatever is
+    # between is the slot, separators and all.
+    event_id, rest = fields[b"h"].split(b"|", 1)
+    slot, reward, n_rewards, activated, joined_at = rest.rsplit(b"|", 4)
     return JoinedHeader(
         event_id, slot, float(reward), int(n_rewards), activated == b"1", float(joined_at)
     )

@@ -32,6 +32,12 @@ local function split_slots(s)
   return out
 end
 
+-- A held reward reads "token|slot|all|value": the token is hex and the last two are a flag
+-- and a number, so the slot is everything between the first '|' and the last two, '|'s and all.
+local function held_reward(item)
+  return string.match(item, '^([^|]*)|(.*)|([^|]*)|([^|]*)$')
+end
+
 local function orphan(stream, maxlen, event_id, slot, value, reason, now)
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
     'e', event_id, 's', slot, 'v', value, 'why', reason, 't', now)
@@ -144,7 +150,7 @@ for e = 1, (#KEYS - 5) / 2 do
     local held = redis.call('LRANGE', early, 0, -1)
     if #held > 0 then
       for _, item in ipairs(held) do
-        local token, slot, all, value = string.match(item, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+        local token, slot, all, value = held_reward(item)
         local outcome, seen = apply_reward(ev, slot, all, value, r[2], token)
         if not seen then settle(stats, orphans, r[4], outcome, event_id, slot, value, now) end
         if outcome == 'accepted' then due_now_if_first(pending, ev, event_id, r[3], now) end
@@ -308,7 +314,7 @@ for i = 2, #ARGV do
   if score and tonumber(score) <= now then
     redis.call('ZREM', early_due, event_id)
     for _, item in ipairs(redis.call('LRANGE', early, 0, -1)) do
-      local token, slot, all, value = string.match(item, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+      local token, slot, all, value = held_reward(item)
       orphan(orphans, maxlen, event_id, slot, value, 'unknown_event', ARGV[1])
       moved = moved + 1
     end

@@ -72,6 +72,8 @@ def create_api(service: DecisionService) -> FastAPI:
     install_openapi(api)
 
     def credential(request: Request) -> str | None:
+        if service.keyring.open:  # no keys to check: headers meant for a proxy pass through
+            return None
         headers = request.headers
         return credential_from_headers(headers.get("authorization"), headers.get("x-api-key"))
 
@@ -122,6 +124,11 @@ def create_api(service: DecisionService) -> FastAPI:
         authorize(request, app, "admin")
         return _json(await service.info(app))
 
+    @api.get("/v1/apps/{app}/quarantine", **route_docs("quarantine"))
+    async def quarantine(app: str, request: Request, limit: int = 100) -> Response:
+        authorize(request, app, "admin")
+        return _json(await service.quarantine(app, limit))
+
     @api.patch("/v1/apps/{app}", **route_docs("patch_app"))
     async def patch_app(app: str, request: Request) -> Response:
         authorize(request, app, "admin")
@@ -132,15 +139,19 @@ def create_api(service: DecisionService) -> FastAPI:
         authorize(request, app, "admin")
         return _json(await service.discovery(app, await read_body(request, limit)))
 
+    def stale() -> dict[str, Any]:
+        stale = service.config_errors()
+        return {"stale_configs": stale} if stale else {}
+
     @api.get("/healthz", **route_docs("healthz"))
     async def healthz() -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", **stale()})
 
     @api.get("/readyz", **route_docs("readyz"))
     async def readyz() -> Response:
         if not service.app_names() or not service.ready():
             return _json({"status": "not ready", "apps": service.app_names()}, status=503)
-        return _json({"status": "ready", "apps": service.app_names()})
+        return _json({"status": "ready", "apps": service.app_names(), **stale()})
 
     @api.get("/metrics", **route_docs("metrics"))
     async def prometheus_metrics() -> Response:

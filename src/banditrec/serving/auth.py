@@ -143,13 +143,26 @@ class KeyRing:
 
 
 def credential_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key.strip()
+    """The key a request brings: in `X-API-Key`, or as `Authorization: Bearer <key>`.
+
+    Both headers at once are accepted only when they carry the same key: a request is
+    never let in on one header while the other holds something else."""
+    bearer = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-    return None
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(
+                401, "invalid API key", ["the 'Authorization' header must read 'Bearer <key>'"]
+            )
+        bearer = value.strip()
+    key = x_api_key.strip() if x_api_key else None
+    if bearer is not None and key is not None and not hmac.compare_digest(bearer, key):
+        raise ApiError(
+            400,
+            "ambiguous API key",
+            ["'Authorization' and 'X-API-Key' carry different keys; send the key in one header"],
+        )
+    return key or bearer
 
 
 # --- keys files ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from ..eventlog import EventLog, connect
+from ..policies.check import config_problems
 from .app import create_api
 from .learners import LearnerOptions, LearnerPool
 from .service import DecisionService
@@ -117,6 +118,10 @@ def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = Fal
         current = log.get_config(config.name)
         if current == config or (keep_live and current is not None):
             continue
+        problems = config_problems(config)  # nothing stored that no replica could build
+        if problems:
+            detail = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
+            raise ValueError(f"app {config.name!r}: {detail}")
         log.put_config(config)
         written.append(config.name)
     return written

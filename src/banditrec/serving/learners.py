@@ -54,7 +54,11 @@ class LearnerPool:
         options = asdict(self.options)
         options.pop("discover_interval_s")
         for app in names - self._workers.keys():
-            self._workers[app] = AppWorker(self.log, app, **options).start()
+            try:  # each app on its own: one that cannot start leaves the others learning
+                self._workers[app] = AppWorker(self.log, app, **options).start()
+            except Exception:
+                log.exception("app %s: its learner could not start; retrying", app)
+                continue
             log.info("joining and learning app %s", app)
         for app in self._workers.keys() - names:
             self._workers.pop(app).stop()

@@ -69,6 +69,12 @@ class ServiceMetrics:
         self.pending = Gauge(
             "banditrec_pending_events", "Decisions waiting for rewards.", ["app"], registry=r
         )
+        self.stale_config = Gauge(
+            "banditrec_config_stale",
+            "1 while the replica serves the app's last good config: the stored one is unusable.",
+            ["app"],
+            registry=r,
+        )
         # Summed on the request path without a lock per decision: a dict update under
         # the GIL; `flush_exploration` swaps the dict out.
         self._exploration_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])

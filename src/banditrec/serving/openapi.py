@@ -58,6 +58,10 @@ class AppList(BaseModel):
 class Health(BaseModel):
     status: str
     apps: list[str] | None = None
+    stale_configs: dict[str, str] | None = Field(
+        None,
+        description="Apps served with their last good config (the stored one is unusable), and why.",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -78,6 +82,10 @@ class AppInfo(BaseModel):
     config_version: int
     model_version: int = Field(description="The current model in the registry.")
     served_model_version: int = Field(description="The model the answering replica serves.")
+    config_error: str | None = Field(
+        None,
+        description="Set when the stored config is unusable: the replica serves its last good one.",
+    )
     models: list[ModelInfo]
     counters: dict[str, int | float]
     online_reward: OnlineReward
@@ -95,6 +103,22 @@ class DiscoveryResult(BaseModel):
     results: list[dict[str, Any]]
     path: list[dict[str, str]]
     recommended_config: AppConfig | None
+
+
+class QuarantinedEvent(BaseModel):
+    id: str = Field(description="Its id in the quarantine stream.")
+    joined_id: str = Field(description="Its id in the joined stream it was read from.")
+    event_id: str
+    slot: str
+    why: str = Field(description="What the learner raised on it.")
+    quarantined_at: float
+    record: str = Field(description="The DSJson record as logged (JSON text).")
+
+
+class QuarantineList(BaseModel):
+    app: str
+    count: int = Field(description="Entries kept in the quarantine.")
+    entries: list[QuarantinedEvent] = Field(description="The newest first.")
 
 
 class AppPatch(BaseModel):
@@ -129,6 +153,7 @@ _RESPONSES: dict[str, Any] = {
     "Activated": Activated,
     "AppList": AppList,
     "AppInfo": AppInfo,
+    "QuarantineList": QuarantineList,
     "Health": Health,
     "DiscoveryResult": DiscoveryResult,
     "ErrorBody": ErrorBody,
@@ -155,7 +180,7 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _ERRORS = {
-    400: "Malformed JSON or header.",
+    400: "Malformed JSON, or 'Authorization' and 'X-API-Key' carrying different keys.",
     401: "No API key, or not a valid one.",
     403: "The key is not valid for this app or lacks the scope.",
     404: "No such app (or event).",
@@ -201,6 +226,11 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "ok": _ref("AppInfo"),
         "errors": (401, 403, 404, 503),
     },
+    "quarantine": {
+        "summary": "Events the learner could not learn, kept aside (newest first, ?limit=1..1000)",
+        "ok": _ref("QuarantineList"),
+        "errors": (401, 403, 404, 422, 503),
+    },
     "patch_app": {
         "summary": "Change an app live (exploration, mode, ...) or roll its model back",
         "body": _ref("AppPatch"),
@@ -241,7 +271,9 @@ def route_docs(name: str) -> dict[str, Any]:
             "content": spec.get("ok_content") or _content(spec["ok"]),
         }
     }
-    for status in spec["errors"]:
+    # Every route behind a key may answer 400 (two headers carrying different keys) and 401.
+    keyed = () if spec.get("open") else (400, 401)
+    for status in sorted({*spec["errors"], *keyed}):
         responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
     responses.update(spec.get("extra", {}))
     extra: dict[str, Any] = {}

@@ -1,7 +1,8 @@
 """`PATCH /v1/apps/{app}`: a JSON merge patch (RFC 7396) of the app's config.
 
 `{"policy": {"explorer": {"epsilon": 0.2}}}` changes one number and keeps the rest;
-`null` resets a field to its default. A patch that switches a policy's `kind` (or an
+`null` resets a field to its default. The patched config's policy is built (VW in a child
+process) before anything is stored: one VW cannot run with is a 422 with VW's message. A patch that switches a policy's `kind` (or an
 explorer's `type`) replaces that object whole, since the old one's fields would not fit.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import AppConfig
+from ..policies.check import config_problems
 from .errors import ApiError, invalid
 
 _DISCRIMINATORS = ("kind", "type")
@@ -41,6 +43,11 @@ def patched_config(current: AppConfig, patch: dict[str, Any]) -> AppConfig:
     merged = merge_patch(current.model_dump(mode="json", by_alias=True), patch)
     merged["name"] = current.name
     try:
-        return AppConfig.model_validate(merged)
+        config = AppConfig.model_validate(merged)
     except ValidationError as exc:
         raise invalid(exc) from None
+    # All or nothing: a config whose policy cannot be built is never stored.
+    problems = config_problems(config, current)
+    if problems:
+        raise ApiError(422, "invalid config", [{"loc": loc, "msg": msg} for loc, msg in problems])
+    return config

@@ -131,10 +131,16 @@ class DecisionService:
         return rt
 
     def _load_app(self, app: str) -> AppRuntime | None:
-        config = self.log.get_config(app)
-        if config is None:
+        try:
+            config = self.log.get_config(app)
+            if config is None:
+                return None
+            engine = DecisionEngine(config)
+        except UNAVAILABLE_ERRORS:
+            raise
+        except Exception:  # no good config to fall back on: the other apps load all the same
+            log.exception("app %r: its stored config cannot be used; not serving it", app)
             return None
-        engine = DecisionEngine(config)
         watcher = ModelWatcher(self.log, app, engine)
         watcher.poll()  # the current model, if one has been published
         return AppRuntime(engine, watcher)
@@ -179,6 +185,7 @@ class DecisionService:
             m.join_lag.labels(app).set(lag.join_lag_s)
             m.learner_lag.labels(app).set(lag.learner_lag_events)
             m.pending.labels(app).set(lag.pending)
+            m.stale_config.labels(app).set(rt.watcher.config_error is not None)
 
     def _reload_keys(self) -> None:
         path = self._keys_file
@@ -190,6 +197,14 @@ class DecisionService:
             records = [*self._static_keys, *read_keys_file(path)]
             self.keyring = KeyRing(records, open_access=self.keyring.open)
             log.info("API keys loaded: %d", len(records))
+
+    def config_errors(self) -> dict[str, str]:
+        """Apps this replica serves with their last good config, and why."""
+        return {
+            app: rt.watcher.config_error
+            for app, rt in self._apps.items()
+            if rt.watcher.config_error is not None
+        }
 
     def ready(self) -> bool:
         """Apps loaded and the event log answered the refresh loop recently."""
@@ -347,6 +362,8 @@ class DecisionService:
             "config_version": self.log.config_version(app),
             "model_version": self.log.model_version(app),
             "served_model_version": rt.engine.model_version,
+            # None, or why the stored config is not the one this replica serves
+            "config_error": rt.watcher.config_error,
             "models": [
                 {"version": m.version, "n_learned": m.n_learned, "created_at": m.created_at}
                 for m in models
@@ -358,6 +375,16 @@ class DecisionService:
     async def info(self, app: str) -> dict[str, Any]:
         self.runtime(app)
         return await self._call(self._info, app)
+
+    async def quarantine(self, app: str, limit: int) -> dict[str, Any]:
+        """The newest events the learner could not learn, with why (see eventlog/quarantine.py)."""
+        self.runtime(app)
+        if not 1 <= limit <= 1000:
+            msg = f"limit {limit}: send between 1 and 1000"
+            raise ApiError(422, "invalid request", [{"loc": "limit", "msg": msg}])
+        entries = await self._call(self.log.quarantine.list, app, limit)
+        count = await self._call(self.log.quarantine.count, app)
+        return {"app": app, "count": count, "entries": entries}
 
     def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
         rt = self.runtime(app)

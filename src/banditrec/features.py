@@ -201,8 +201,8 @@ def vw_line_problem(line: bytes) -> str | None:
     """Why VW's DSJson parser cannot take a logged line as it is (None when it can): the
     check before the learner hands VW the bytes. An ASCII line without an escaped NUL is
     fine as it is (one pass over the bytes); any other is parsed and looked at."""
-    if line.isascii() and _JSON_NUL not in line:
-        return None
+    if line.isascii() and (b"\\" not in line or _JSON_NUL not in line):
+        return None  # (the one-byte search first: the 6-byte one costs microseconds)
     try:
         c = orjson.loads(line).get("c", {})
     except (orjson.JSONDecodeError, AttributeError) as exc:

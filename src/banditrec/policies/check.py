@@ -8,6 +8,7 @@ workspace, then predicts and learns one example; VW's own message comes back.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,8 +43,6 @@ TIMEOUT_S = 60.0
 
 def vw_args_problem(args: list[str]) -> str | None:
     """VW's message when it cannot build a workspace with `args` (None when it can)."""
-    import json
-
     try:
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(args), str(MEMORY_LIMIT)],

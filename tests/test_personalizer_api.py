@@ -248,10 +248,15 @@ def test_sdk_configuration_maps_onto_the_app_config(resource: Resource) -> None:
     with pytest.raises(HttpResponseError) as info:
         admin.update_policy({"name": "bad", "arguments": "--cb_explore_adf --epsilon 2"})
     assert info.value.status_code == 400
-    with pytest.raises(ClientAuthenticationError):
+    with pytest.raises(HttpResponseError) as info:  # a key without the admin scope
         PersonalizerAdministrationClient(
             resource.endpoint(SINGLE), AzureKeyCredential(resource.svc.keys["decide"])
         ).get_policy()
+    assert info.value.status_code == 403 and info.value.error.code == "Forbidden"
+    with pytest.raises(ClientAuthenticationError):
+        PersonalizerClient(resource.endpoint(SINGLE), AzureKeyCredential("brk_0_0")).rank(
+            {"actions": ARTICLES}
+        )
     admin.update_service_configuration(
         {**config, "defaultReward": 0.0, "rewardAggregation": "earliest"}
     )

@@ -315,6 +315,7 @@ def test_rest_reference_samples(resource: Resource) -> None:
                 400,
                 "InvalidRankRequest",
             ),
+            ("v1.0/rank", {"actions": [{"id": "a", "features": [1]}]}, 400, "InvalidRankRequest"),
             ("v1.0/events/e1/reward", {"value": "high"}, 400, "InvalidRewardRequest"),
             ("v1.0/multislot/rank", MULTI_SLOT_SAMPLE, 404, "ResourceNotFound"),
             ("v9/rank", RANK_SAMPLE, 404, "ResourceNotFound"),

@@ -43,21 +43,28 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def namespaced(objects: Iterable[Any] | None) -> dict[str, dict[str, Any]]:
+def namespaced(objects: Iterable[Any] | None, *, flat: bool = False) -> dict[str, dict[str, Any]]:
     """A Personalizer feature list (or one merged object, as its logs hold) → namespaces.
 
     Values keep their JSON types (string, number, boolean); the request validation that
     follows refuses what VW could not use (non-finite numbers) with the field's path.
+    `flat=True` takes each namespace's object as it is, without looking inside: for callers
+    that validate the result and fall back to the full conversion when it does not hold
+    (nested objects, lists, nulls, `_` names), which costs a feature-by-feature pass.
     """
     out: dict[str, dict[str, Any]] = {}
     for obj in objects or ():
         if not isinstance(obj, Mapping):
             raise ValueError(f"a feature list holds JSON objects; got {type(obj).__name__}")
         for key, value in obj.items():
-            if not isinstance(key, str) or not key or key.startswith("_") or value is None:
+            if not isinstance(key, str) or not key or key[0] == "_" or value is None:
                 continue
             if isinstance(value, Mapping):
-                _flatten("", value, out.setdefault(key, {}))
+                ns = out.get(key)
+                if flat:
+                    out[key] = value if ns is None else {**ns, **value}  # type: ignore[assignment]
+                else:
+                    _flatten("", value, out.setdefault(key, {}) if ns is None else ns)
             else:
                 _flatten(key, value, out.setdefault(DEFAULT_NAMESPACE, {}))
     return {ns: feats for ns, feats in out.items() if feats}

@@ -49,11 +49,11 @@ class _Model(BaseModel):
 
 class RankableAction(_Model):
     id: str = Field(min_length=1, max_length=256)
-    features: list[dict[str, Any]] | None = None
+    features: list[Any] | None = None  # objects; checked by `_features` (no copy here)
 
 
 class RankRequest(_Model):
-    contextFeatures: list[dict[str, Any]] | None = None
+    contextFeatures: list[Any] | None = None
     actions: list[RankableAction] = Field(min_length=1)
     excludedActions: list[str] | None = None
     eventId: str | None = Field(None, max_length=256)
@@ -62,7 +62,7 @@ class RankRequest(_Model):
 
 class SlotRequest(_Model):
     id: str = Field(min_length=1, max_length=256)
-    features: list[dict[str, Any]] | None = None
+    features: list[Any] | None = None  # objects; checked by `_features` (no copy here)
     excludedActions: list[str] | None = None
     baselineAction: str | None = None
 
@@ -105,8 +105,15 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
         raise ApiError(400, "invalid request", validation_detail(exc)) from None
 
 
-def _action(action: RankableAction) -> dict[str, Any]:
-    return {"id": action.id, "features": namespaced(action.features)}
+def _features(objects: list[Any] | None, where: str, flat: bool = False) -> dict[str, Any]:
+    try:
+        return namespaced(objects, flat=flat)
+    except ValueError as exc:
+        raise ApiError(400, "invalid request", [{"loc": where, "msg": str(exc)}]) from None
+
+
+def _action(action: RankableAction, where: str, flat: bool = False) -> dict[str, Any]:
+    return {"id": action.id, "features": _features(action.features, f"{where}.features", flat)}
 
 
 def _ranking(decision: Decision, excluded: list[str]) -> list[dict[str, Any]]:
@@ -126,17 +133,25 @@ class PersonalizerApi:
     async def rank(self, app: str, body: bytes) -> dict[str, Any]:
         req: RankRequest = _validated(RankRequest, parse_json(body))
         excluded = set(req.excludedActions or ())
-        data = {
-            "event_id": self._event_id(req.eventId),
-            "context": namespaced(req.contextFeatures),
-            "actions": [_action(a) for a in req.actions if a.id not in excluded],
-            "deferred": bool(req.deferActivation),
-        }
-        if not data["actions"]:
+        event_id = self._event_id(req.eventId)
+        if all(a.id in excluded for a in req.actions):
             raise ApiError(
                 400, "invalid request", [{"loc": "actions", "msg": "every action is excluded"}]
             )
-        decision, records = self.service.decide_parsed(app, data)
+
+        def data(flat: bool) -> dict[str, Any]:
+            return {
+                "event_id": event_id,
+                "context": _features(req.contextFeatures, "contextFeatures", flat),
+                "actions": [
+                    _action(a, f"actions[{i}]", flat)
+                    for i, a in enumerate(req.actions)
+                    if a.id not in excluded
+                ],
+                "deferred": bool(req.deferActivation),
+            }
+
+        decision, records = self._decide(app, data)
         decision = await self.service.log_decision(app, decision, records)
         kept = [a.id for a in req.actions if a.id in excluded]
         return {
@@ -145,13 +160,23 @@ class PersonalizerApi:
             "rewardActionId": decision.action_id,
         }
 
+    def _decide(self, app: str, data: Callable[[bool], dict[str, Any]]) -> tuple[Decision, list]:
+        """Decide on the features as sent (flat namespaces: no pass over each feature); when
+        they do not validate that way, on the full conversion (nested objects, lists, nulls)."""
+        try:
+            return self.service.decide_parsed(app, data(True))
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+        return self.service.decide_parsed(app, data(False))
+
     async def rank_multi_slot(self, app: str, body: bytes) -> dict[str, Any]:
         """One decision per slot, in order, each from the actions no earlier slot took (so each
         slot's logged probability is conditional on the slots above, as in Personalizer)."""
         req: MultiSlotRankRequest = _validated(MultiSlotRankRequest, parse_json(body))
         event_id = self._event_id(req.eventId)
-        context = namespaced(req.contextFeatures)
-        actions = {a.id: _action(a) for a in req.actions}
+        context = _features(req.contextFeatures, "contextFeatures")
+        actions = {a.id: _action(a, f"actions[{i}]") for i, a in enumerate(req.actions)}
         names = [slot_name(s.id) for s in req.slots]
         if len(set(names)) != len(names):
             raise ApiError(
@@ -172,7 +197,7 @@ class PersonalizerApi:
                 raise ApiError(400, "invalid request", [{"loc": f"slots[{i}]", "msg": msg}])
             data = {
                 "event_id": event_id,
-                "context": {**context, **namespaced(slot.features)},
+                "context": {**context, **_features(slot.features, f"slots[{i}].features")},
                 "slots": [{"id": name, "actions": [actions[a] for a in ids]}],
                 "deferred": bool(req.deferActivation),
             }

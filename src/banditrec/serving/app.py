@@ -19,7 +19,7 @@ from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
-from .personalizer import personalizer_router
+from .personalizer import install_personalizer
 from .service import DecisionService
 
 JSON = "application/json"
@@ -138,5 +138,5 @@ def create_api(service: DecisionService) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    api.include_router(personalizer_router(service))  # Azure Personalizer's API, same service
+    install_personalizer(api, service)  # Azure Personalizer's API, beside ours
     return api

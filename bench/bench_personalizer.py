@@ -1,18 +1,19 @@
 """Personalizer-compatible rank vs the native decision route: same app, same run, real HTTP.
 
-    python bench/bench_personalizer.py [--duration 10] [--rounds 3] [--connections 16]
+    python bench/bench_personalizer.py [--duration 10] [--rounds 6] [--connections 16]
 
 One process starts Ray (2 CPUs), Serve on its HAProxy ingress and an embedded Redis, and
 deploys banditrec with one app (VW epsilon-greedy, 10 actions x 10 features + 10 context
 features, as bench_serve.py). The same decision is then asked for through both routes,
-alternating round by round so drift in the machine's load hits both:
+alternating round by round (ABBA), so drift in the machine's load hits both:
 
 - native: `POST /v1/apps/bench/decisions` with `Authorization: Bearer <key>`;
 - Personalizer: `POST /apps/bench/personalizer/v1.0/rank` with `Ocp-Apim-Subscription-Key`,
   the same features as Personalizer's lists of objects.
 
 Every decision of both is logged to Redis before its answer. Printed: requests/s, p50 and p99
-per route (mean over rounds) and the Personalizer/native ratios; the target is p50 <= 1.2x.
+per route (mean over rounds), the Personalizer/native ratios, and the p50 ratio of each round
+(the two routes measured back to back) with its median; the target is p50 <= 1.2x.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--duration", type=float, default=10.0, help="Seconds per measurement.")
-    ap.add_argument("--rounds", type=int, default=3, help="Alternating native/Personalizer rounds.")
+    ap.add_argument("--rounds", type=int, default=6, help="Alternating native/Personalizer rounds.")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     args = ap.parse_args()
@@ -99,8 +101,10 @@ def main() -> None:
         before = log.stats("bench").get("decisions", 0)
         for url, body, headers in routes.values():  # warm-up: connections, caches, VW
             bench_serve.load(url, body, headers, args.connections, 2, args.loader)
-        for _ in range(args.rounds):
-            for name, (url, body, headers) in routes.items():
+        for round_ in range(args.rounds):  # ABBA: neither route always goes first
+            names = list(routes) if round_ % 2 == 0 else list(routes)[::-1]
+            for name in names:
+                url, body, headers = routes[name]
                 runs[name].append(
                     bench_serve.load(
                         url, body, headers, args.connections, args.duration, args.loader
@@ -128,6 +132,11 @@ def main() -> None:
             f"{mean(name, 'p99_ms'):>7.2f} {errors:>6}"
         )
     p50 = mean("personalizer", "p50_ms") / mean("native", "p50_ms")
+    per_round = sorted(
+        p["p50_ms"] / n["p50_ms"] for p, n in zip(runs["personalizer"], runs["native"], strict=True)
+    )
+    print(f"p50 ratio per round: {', '.join(f'{r:.2f}' for r in per_round)}")
+    print(f"median p50 ratio over rounds: x{statistics.median(per_round):.2f}")
     p99 = mean("personalizer", "p99_ms") / mean("native", "p99_ms")
     rps = mean("native", "rps") / mean("personalizer", "rps")
     print(f"\nPersonalizer / native: p50 x{p50:.2f}, p99 x{p99:.2f}, throughput cost x{rps:.2f}")

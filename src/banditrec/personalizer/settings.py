@@ -45,10 +45,20 @@ _EXPLORERS: dict[str, tuple[str, dict[str, tuple[str, Callable[[str], Any]]]]] =
     "--softmax": ("softmax", {"--lambda": ("lambda", float)}),
     "--bag": ("bag", {"--bag": ("bags", int), "--greedify": ("greedify", bool)}),
     "--cover": ("cover", {"--cover": ("policies", int), "--psi": ("psi", float)}),
-    "--squarecb": ("squarecb", {"--gamma_scale": ("gamma_scale", float)}),
+    "--squarecb": (
+        "squarecb",
+        {"--gamma_scale": ("gamma_scale", float), "--gamma_exponent": ("gamma_exponent", float)},
+    ),
     "--regcb": ("regcb", {"--mellowness": ("mellowness", float)}),
     "--regcbopt": ("regcb", {"--mellowness": ("mellowness", float)}),
-    "--rnd": ("rnd", {"--rnd": ("networks", int), "--rnd_alpha": ("alpha", float)}),
+    "--rnd": (
+        "rnd",
+        {
+            "--rnd": ("networks", int),
+            "--rnd_alpha": ("alpha", float),
+            "--rnd_invlambda": ("invlambda", float),
+        },
+    ),
 }
 _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "-l": ("learning_rate", float),
@@ -60,7 +70,6 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "--cb_type": ("cb_type", str),
 }
 _INTERACTIONS = {"-q", "--quadratic", "--cubic", "--interactions"}
-_FLAG_ONLY = {"--softmax", "--squarecb", "--regcb", "--regcbopt", "--greedify", "--nounif"}
 
 
 class LearningSettingsError(ValueError):
@@ -116,15 +125,15 @@ def parse_learning_settings(arguments: str, base: VWPolicyConfig | None = None) 
                         raise LearningSettingsError(f"{tok}: more than one explorer given")
                     explorer["type"] = kind
                 options = {o: f for _, opts in _EXPLORERS.values() for o, f in opts.items()}
-                if tok in options and tok not in _FLAG_ONLY:
+                if tok in options:
                     name, parse = options[tok]
-                    if parse is bool:
+                    if parse is bool:  # a flag: --greedify
                         explorer[name] = True
                         i += 1
                         continue
                     explorer[name] = parse(value(tok))
                     i += 2
-                else:
+                else:  # an explorer's flag without a value: --softmax, --regcb, …
                     i += 1
             elif tok == "--nounif":
                 explorer["nounif"] = True
@@ -225,8 +234,10 @@ def parse_duration(text: str) -> float:
 
 
 def duration(seconds: float) -> str:
-    """`parse_duration`'s reverse. >>> duration(600), duration(0.5)
-    ('PT10M', 'PT0.5S')
+    """`parse_duration`'s reverse.
+
+    >>> duration(600), duration(0.5), duration(3725)
+    ('PT10M', 'PT0.5S', 'PT1H2M5S')
     """
     whole, frac = divmod(seconds, 1)
     h, rest = divmod(int(whole), 3600)

@@ -18,6 +18,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from ..config import VWPolicyConfig
 from ..replay.counterfactual import Candidate, counterfactual, make_candidate
 from ..replay.dataset import LoggedBandit
 from ..replay.discovery import discover
@@ -38,7 +39,16 @@ def _is_file(text: str) -> bool:
 
 
 def _load_spec(text: str) -> tuple[Any, str | None]:
-    """(parsed spec, a default name): a YAML/JSON file, or inline YAML/JSON, or a bare kind."""
+    """(parsed spec, a default name): a YAML/JSON file, inline YAML/JSON, a bare kind, or a
+    VW learning-settings string as Personalizer wrote them (`--cb_explore_adf --epsilon 0.2 …`)."""
+    if text.lstrip().startswith("--"):
+        from ..personalizer import LearningSettingsError, parse_learning_settings
+
+        try:
+            policy = parse_learning_settings(text, VWPolicyConfig(action_id_feature=False))
+        except LearningSettingsError as exc:
+            raise typer.BadParameter(f"learning settings {text!r}: {exc}") from None
+        return policy.model_dump(mode="json", by_alias=True), None
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json") or _is_file(text):
         if not path.is_file():
@@ -134,7 +144,8 @@ def evaluate_command(
             "-p",
             help="[NAME=]SPEC, repeatable. SPEC: a YAML/JSON file or inline YAML/JSON of a policy "
             "config (e.g. '{kind: vw, explorer: {type: epsilon, epsilon: 0.05}}') or an app config, "
-            "or a bare kind ('uniform'). With --discover: the VW policy the search starts from.",
+            "a bare kind ('uniform'), or VW learning settings ('--cb_explore_adf --epsilon 0.2 …'). "
+            "With --discover: the VW policy the search starts from.",
         ),
     ] = None,
     discover_settings: Annotated[

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .app import app
+
+if TYPE_CHECKING:
+    from ..eventlog import EventLog
 
 
 @app.command("export")
@@ -40,28 +45,13 @@ def export_command(
     """Write the joined decisions of an app (in a join-time range) to a DSJson file."""
     from tqdm import tqdm
 
-    from ..eventlog import EmbeddedRedis, EventLog, connect
     from ..eventlog.export import count_joined, export_joined, to_unix
 
     try:
         to_unix(since), to_unix(until)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    server = None
-    if redis_url is None:
-        redis_dir = data_dir / "redis"
-        redis_url = EmbeddedRedis.running_url(redis_dir)  # `banditrec serve` is running
-        if redis_url is None:
-            if not (redis_dir / "appendonly.aof").exists():
-                raise typer.BadParameter(
-                    f"no Redis URL and no embedded Redis data in {redis_dir}: pass --redis-url "
-                    "(or set REDIS_URL) or the --data-dir `banditrec serve` used",
-                    param_hint="--redis-url",
-                )
-            server = EmbeddedRedis(redis_dir).start()
-            redis_url = server.url
-    try:
-        log = EventLog(connect(redis_url))
+    with event_log(redis_url, data_dir) as log:
         if quarantine:
             n = log.quarantine.export(app_name, out)
             typer.echo(f"{n} quarantined events of {app_name!r} written to {out}")
@@ -76,6 +66,33 @@ def export_command(
         ) as bar:
             n = export_joined(log, app_name, out, since, until, progress=bar.update)
         typer.echo(f"{n} joined events of {app_name!r} written to {out}")
+
+
+@contextmanager
+def event_log(redis_url: str | None, data_dir: Path) -> Iterator[EventLog]:
+    """The event log at `redis_url`, or else the embedded Redis `banditrec serve` keeps in
+    `data_dir` (the running server, or one started for the command on its data)."""
+    from ..eventlog import EmbeddedRedis, connect
+
+    server = None
+    if redis_url is None:
+        redis_dir = data_dir / "redis"
+        redis_url = EmbeddedRedis.running_url(redis_dir)  # `banditrec serve` is running
+        if redis_url is None:
+            if not (redis_dir / "appendonly.aof").exists():
+                raise typer.BadParameter(
+                    f"no Redis URL and no embedded Redis data in {redis_dir}: pass --redis-url "
+                    "(or set REDIS_URL) or the --data-dir `banditrec serve` used",
+                    param_hint="--redis-url",
+                )
+            server = EmbeddedRedis(redis_dir).start()
+            redis_url = server.url
+    from ..eventlog import EventLog
+
+    log = EventLog(connect(redis_url))
+    try:
+        yield log
     finally:
+        log.close()
         if server is not None:
             server.stop()

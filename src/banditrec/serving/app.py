@@ -20,6 +20,7 @@ from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
+from .personalizer import install_personalizer
 from .service import DecisionService
 
 JSON = "application/json"
@@ -157,4 +158,5 @@ def create_api(service: DecisionService) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    install_personalizer(api, service)  # Azure Personalizer's API, beside ours
     return api

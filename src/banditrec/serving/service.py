@@ -255,11 +255,21 @@ class DecisionService:
         return decision
 
     async def decide(self, app: str, body: bytes) -> Decision:
+        self.runtime(app)
+        decision, records = self.decide_parsed(app, parse_json(body))
+        return await self.log_decision(app, decision, records)
+
+    def decide_parsed(self, app: str, data: Any, where: str = "") -> tuple[Decision, list]:
+        """Validate one parsed request and decide it; its records are logged by `log_decision`.
+
+        For routes that translate another API's requests into ours (serving/personalizer.py)."""
         rt = self.runtime(app)
-        request = self._validate(rt, with_event_id(parse_json(body), self.event_ids))
-        decision, records = self._decide(rt, request)
-        stored = await self._log(app, records)
-        return self._answered(app, decision, stored)
+        request = self._validate(rt, with_event_id(data, self.event_ids))
+        return self._decide(rt, request, where)
+
+    async def log_decision(self, app: str, decision: Decision, records: list) -> Decision:
+        """Log the records (acknowledged); a repeated event id gets the decision logged first."""
+        return self._answered(app, decision, await self._log(app, records))
 
     async def decide_batch(self, app: str, body: bytes) -> list[Decision]:
         rt = self.runtime(app)

@@ -18,8 +18,10 @@ import numpy as np
 from . import pmf as pmf_ops
 from .config import AppConfig, FixedConfig, PolicyConfig
 from .dsjson import build_record, to_interaction
+from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
+from .privacy.consent import opted_out
 from .sampling import draw, event_seed
 from .schema import (
     Decision,
@@ -206,8 +208,11 @@ class DecisionEngine:
         return served, choices
 
     def decide(self, request: DecisionRequest) -> Decision:
+        if request.opt_out:
+            return opted_out(request)
         served, choices = self.choose(request)
-        return _decision(request.event_id, served, choices)
+        decision = _decision(request.event_id, served, choices)
+        return explained(decision, served, choices) if request.explain else decision
 
     def decide_logged(
         self,
@@ -219,8 +224,11 @@ class DecisionEngine:
         """The decision and its DSJson log records (one per slot), pending their rewards.
 
         `serialized_features`: records bound for the log only, their "c" already JSON (see
-        `build_record`).
+        `build_record`). An opted-out request is answered with the default action and
+        no record.
         """
+        if request.opt_out:
+            return opted_out(request), []
         served, choices = self.choose(request)
         cfg = served.config
         records = [
@@ -240,7 +248,10 @@ class DecisionEngine:
             )
             for c in choices
         ]
-        return _decision(request.event_id, served, choices), records
+        decision = _decision(request.event_id, served, choices)
+        if request.explain:
+            decision = explained(decision, served, choices)
+        return decision, records
 
     # --- learning path ------------------------------------------------------------
 

@@ -85,6 +85,9 @@ def main() -> None:
     print(f"  engine.decide_logged (+ DSJson record)        p50 {us(decide_logged):7.1f} us")
     print(f"  DecisionRequest validation (pydantic, HTTP)   p50 {us(validate):7.1f} us")
 
+    # --- explanations: explain=false against the path without the hook; explain=true --
+    explain_rounds(engine, requests, args.n)
+
     # --- learn throughput -----------------------------------------------------------
     records = []
     for r in requests:
@@ -124,6 +127,38 @@ def main() -> None:
         f"  engine.decide (incl. feature hashing)         p50 {us(lin_decide):7.1f} us  p99 {us(lin_decide, 99):7.1f} us"
     )
     print(f"  policy.pmf (features hashed)                  p50 {us(lin_pmf):7.1f} us")
+
+
+def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: int) -> None:
+    """Alternating rounds, same process: `decide` (explain false), the same steps without the
+    explain/opt-out checks (choose + build the decision, what `decide` was before them), and
+    `decide` with explain true. The VW model is trained first so its weights are not zero."""
+    from banditrec.engine import _decision
+
+    for r in requests[:2000]:
+        _, (rec,) = engine.decide_logged(r)
+        engine.learn(set_reward(rec, float(hash(rec["EventId"]) % 3 == 0)))
+    explained = [r.model_copy(update={"explain": True}) for r in requests]
+
+    def bare(r: DecisionRequest) -> object:
+        served, choices = engine.choose(r)
+        return _decision(r.event_id, served, choices)
+
+    kinds = {
+        "decide, explain false": lambda i: engine.decide(requests[i % n]),
+        "choose + decision (no hook)": lambda i: bare(requests[i % n]),
+        "decide, explain true": lambda i: engine.decide(explained[i % n]),
+    }
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    for round_ in range(10):
+        for name, fn in kinds.items():
+            it = iter(range(round_ * n, 10**9))
+            samples[name].append(per_call(lambda fn=fn, it=it: fn(next(it)), n // 5, warmup=50))
+    p50 = {k: float(np.median([us(s) for s in v])) for k, v in samples.items()}
+    base = p50["choose + decision (no hook)"]
+    print("Explanations (VW epsilon-greedy, 10 actions x 20 features; 10 alternating rounds)")
+    for name, value in p50.items():
+        print(f"  {name:<30} median of round p50s {value:7.1f} us  ({value / base:.3f}x no hook)")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
 from .privacy.consent import opted_out
+from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy
 from .sampling import draw, event_seed
 from .schema import (
+    META_KEY,
     Decision,
     DecisionRequest,
     ExplorationOverride,
@@ -84,6 +86,8 @@ class DecisionEngine:
         if policies is None:
             policies = {slot: make_policy(cfg) for slot, cfg in config.slot_policies().items()}
         self._served = _Served(config, dict(policies), model_version)
+        self._pseudonymizer: Pseudonymizer | None = None
+        self._privacy = RequestPrivacy.from_config(config.privacy, None)
 
     @classmethod
     def from_config(cls, config: AppConfig | Mapping[str, Any]) -> DecisionEngine:
@@ -131,6 +135,12 @@ class DecisionEngine:
             same_kind = current is not None and slot in old and _same_kind(old[slot], cfg)
             policies[slot] = current.reconfigured(cfg) if same_kind else make_policy(cfg)
         self._served = _Served(config, policies, served.version)
+        self._privacy = RequestPrivacy.from_config(config.privacy, self._pseudonymizer)
+
+    def set_pseudonymizer(self, pseudonymizer: Pseudonymizer | None) -> None:
+        """The app's keyed hash for identifiers (the server sets it from its key store)."""
+        self._pseudonymizer = pseudonymizer
+        self._privacy = RequestPrivacy.from_config(self._served.config.privacy, pseudonymizer)
 
     # --- decision path ------------------------------------------------------------
 
@@ -210,6 +220,8 @@ class DecisionEngine:
     def decide(self, request: DecisionRequest) -> Decision:
         if request.opt_out:
             return opted_out(request)
+        if self._privacy.active:
+            request, _ = self._privacy.apply(request)
         served, choices = self.choose(request)
         decision = _decision(request.event_id, served, choices)
         return explained(decision, served, choices) if request.explain else decision
@@ -229,6 +241,9 @@ class DecisionEngine:
         """
         if request.opt_out:
             return opted_out(request), []
+        subject = None
+        if self._privacy.active:
+            request, subject = self._privacy.apply(request)
         served, choices = self.choose(request)
         cfg = served.config
         records = [
@@ -248,6 +263,9 @@ class DecisionEngine:
             )
             for c in choices
         ]
+        if subject is not None:  # erasure finds the subject's records by this
+            for record in records:
+                record[META_KEY]["subject"] = subject
         decision = _decision(request.event_id, served, choices)
         if request.explain:
             decision = explained(decision, served, choices)

@@ -29,6 +29,7 @@ The format (`version` 1) is stable: fields are only ever added.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ def _label(ns: str, name: str, text: str | None) -> str:
 
 
 Terms = list[tuple[str, float, float]]  # (feature, value, weight)
+# Each VW policy's feature hashes, by (namespace, name): names repeat from request to request.
+_INDEXES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], int]] = weakref.WeakKeyDictionary()
+_INDEX_CACHE_MAX = 1 << 16
 
 
 def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
@@ -113,7 +117,17 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
     weights = ws.weights()  # (bins, interleaved models, stride): a view, not a copy
     w = weights[:, :, 0].mean(axis=1) if weights.shape[1] > 1 else weights[:, 0, 0]
     mask = w.shape[0] - 1
-    index_of = ws.get_index_for_scalar_feature
+    cache = _INDEXES.get(policy)
+    if cache is None or len(cache) > _INDEX_CACHE_MAX:
+        cache = _INDEXES[policy] = {}
+    vw_index = ws.get_index_for_scalar_feature
+
+    def index_of(key: str, ns: str) -> int:
+        found = cache.get((ns, key))
+        if found is None:
+            found = cache[ns, key] = vw_index(key, namespace_name=ns)
+        return found
+
     args = policy.config.vw_args()
     terms_spec = [args[i + 1] for i, a in enumerate(args) if a in ("--interactions", "-q")]
     noconstant = "--noconstant" in args
@@ -123,7 +137,7 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
         for ns, name, value, text in _flat(features):
             # VW's JSON parser names a string-valued feature name+value, value 1
             key = name if text is None else name + text
-            out.append((ns[0], _label(ns, name, text), index_of(key, namespace_name=ns), value))
+            out.append((ns[0], _label(ns, name, text), index_of(key, ns), value))
         return out
 
     shared = indexed(x.context)

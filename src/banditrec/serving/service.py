@@ -30,6 +30,7 @@ from ..eventlog.errors import (
     UnknownAppError,
 )
 from ..learner import ModelWatcher
+from ..privacy.keys import PseudonymKeys
 from ..schema import Decision, DecisionRequest, Reward
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
@@ -102,6 +103,7 @@ class DecisionService:
         self.keyring = KeyRing(self._static_keys, open_access=open_access)
         self._reload_keys()
         self._apps: dict[str, AppRuntime] = {}
+        self.pseudonym_keys = PseudonymKeys(log.client)
         self._poll_interval_s = poll_interval_s
         self._refresh_interval_s = refresh_interval_s
         self._stop = threading.Event()
@@ -135,9 +137,16 @@ class DecisionService:
         if config is None:
             return None
         engine = DecisionEngine(config)
+        self._set_pseudonymizer(app, engine)
         watcher = ModelWatcher(self.log, app, engine)
         watcher.poll()  # the current model, if one has been published
         return AppRuntime(engine, watcher)
+
+    def _set_pseudonymizer(self, app: str, engine: DecisionEngine) -> None:
+        """The app's current pseudonymization key, when its privacy settings hash anything."""
+        privacy = engine.config.privacy
+        if privacy.identifiers or privacy.contact_values == "hash":
+            engine.set_pseudonymizer(self.pseudonym_keys.current(app))
 
     def _discover_apps(self) -> None:
         names = set(self.log.list_apps())
@@ -161,6 +170,8 @@ class DecisionService:
                 if now >= next_slow:
                     next_slow = now + self._refresh_interval_s
                     self._discover_apps()
+                    for app, rt in list(self._apps.items()):  # key rotations, new settings
+                        self._set_pseudonymizer(app, rt.engine)
                     self._refresh_gauges()
                     self._reload_keys()
                     self._last_refresh_ok = time.monotonic()
@@ -243,7 +254,7 @@ class DecisionService:
         rt = self.runtime(app)
         request = self._validate(rt, with_event_id(parse_json(body), self.event_ids))
         decision, records = self._decide(rt, request)
-        stored = await self._log(app, records)
+        stored = await self._log(app, records) if records else []  # none when opted out
         return self._answered(app, decision, stored)
 
     async def decide_batch(self, app: str, body: bytes) -> list[Decision]:
@@ -269,7 +280,7 @@ class DecisionService:
             raise ApiError(422, "invalid request", errors)
         decided = [self._decide(rt, r, f"requests[{i}]") for i, r in enumerate(requests)]
         all_records = [rec for _, records in decided for rec in records]
-        stored = await self._log(app, all_records)
+        stored = await self._log(app, all_records) if all_records else []
         out, start = [], 0
         for decision, records in decided:
             end = start + len(records)

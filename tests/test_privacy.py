@@ -187,3 +187,69 @@ def test_no_raw_identifier_in_redis_spool_export_or_model(
         assert not found, f"raw identifiers in {where}: {found[:3]}"
     polling.wait_for(lambda: not log.spooling, 20.0, "the spool replayed")
     log.close()
+
+
+def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    from banditrec.privacy.erasure import erase_spool, erase_subject, subject_pseudonyms
+    from banditrec.replay import read_dsjson
+    from banditrec.replay.estimators import evaluate
+    from banditrec.replay.target import target_pmfs
+
+    server = restartable_redis
+    client = connect(server.url)
+    log = EventLog(client, spool_dir=tmp_path / "spool")
+    app = "erase"
+    config = AppConfig(
+        name=app, reward=RewardConfig(wait_seconds=0.0), privacy={"identifiers": ["user.id"]}
+    )
+    log.put_config(config)
+    keys = PseudonymKeys(client)
+    engine = DecisionEngine(config)
+    engine.set_pseudonymizer(keys.current(app))
+    users = ["alice", "bob", "carol"]
+
+    def decide(i: int) -> None:
+        request = DecisionRequest(
+            event_id=f"e{i}", context={"user": {"id": users[i % 3], "n": i % 5}}, actions=ACTIONS
+        )
+        log.log_decisions(app, engine.decide_logged(request)[1])
+
+    for i in range(60):  # joined, half of them learned from
+        decide(i)
+    log.join_due(app, now=10**10)
+    learner = Learner(log, app)
+    learner.load()
+    assert learner.step() == 60
+    keys.rotate(app)  # later decisions carry alice's new pseudonym
+    engine.set_pseudonymizer(keys.current(app))
+    for i in range(60, 72):  # pending
+        decide(i)
+    alice = subject_pseudonyms(keys, app, "alice")
+    assert len(alice) == 2
+    server.stop()
+    for i in range(72, 84):  # spooled
+        decide(i)
+    assert erase_spool(log, alice) == 4
+    server.start()
+    polling.wait_for(lambda: not log.spooling, 20.0, "the spool replayed")
+    receipt = erase_subject(log, app, "alice", keys=keys)
+    assert receipt.erased == {"pending": 4, "recently_joined": 20, "joined": 20, "spool": 0}
+    assert receipt.key_versions == [1, 2] and "alice" not in str(receipt.as_dict())
+
+    export = tmp_path / "after.dsjson"
+    export_joined(log, app, export)
+    stores = {"redis": _redis_bytes(client, app), "export": export.read_bytes()}
+    for where, data in stores.items():
+        assert not [p for p in alice if p.encode() in data], where
+        assert subject_pseudonyms(keys, app, "bob")[0].encode() in data or where == "export"
+    # the learner goes on past the erased entries, and OPE runs on what is left
+    log.join_due(app, now=10**10)
+    learner.load()
+    assert learner.step() == 16  # bob's and carol's pending and replayed decisions
+    data = read_dsjson(export)
+    assert data.n == 40
+    estimates = evaluate(data.ope_data(target_pmfs(DecisionEngine(config), data)), ["ips"])
+    assert 0.0 <= estimates["ips"].value <= 1.0 + 1e-9
+    log.close()

@@ -15,10 +15,12 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from .. import __version__
+from .audit import actor_of
 from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
+from .privacy_routes import install_privacy_routes
 from .service import DecisionService
 
 JSON = "application/json"
@@ -120,8 +122,8 @@ def create_api(service: DecisionService) -> FastAPI:
 
     @api.patch("/v1/apps/{app}", **route_docs("patch_app"))
     async def patch_app(app: str, request: Request) -> Response:
-        authorize(request, app, "admin")
-        return _json(await service.patch(app, await read_body(request, limit)))
+        actor = actor_of(service.keyring.authorize(credential(request), app, "admin"))
+        return _json(await service.patch(app, await read_body(request, limit), actor))
 
     @api.get("/healthz", **route_docs("healthz"))
     async def healthz() -> Response:
@@ -137,4 +139,5 @@ def create_api(service: DecisionService) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    install_privacy_routes(api, service, credential)
     return api

@@ -22,6 +22,7 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from ..eventlog import EventLog, connect
+from ..privacy.retention import apply_retention
 from .app import create_api
 from .learners import LearnerOptions, LearnerPool
 from .service import DecisionService
@@ -118,6 +119,7 @@ def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = Fal
         if current == config or (keep_live and current is not None):
             continue
         log.put_config(config)
+        apply_retention(log, config)
         written.append(config.name)
     return written
 

@@ -31,7 +31,9 @@ from ..eventlog.errors import (
 )
 from ..learner import ModelWatcher
 from ..privacy.keys import PseudonymKeys
+from ..privacy.retention import apply_retention
 from ..schema import Decision, DecisionRequest, Reward
+from .audit import record_action
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
 from .errors import ApiError, invalid
@@ -370,7 +372,7 @@ class DecisionService:
         self.runtime(app)
         return await self._call(self._info, app)
 
-    def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def _patch(self, app: str, patch: dict[str, Any], actor: str = "open") -> dict[str, Any]:
         rt = self.runtime(app)
         rollback = patch.pop(ROLLBACK_FIELD, None)
         if rollback is not None and (
@@ -382,17 +384,22 @@ class DecisionService:
                 [{"loc": ROLLBACK_FIELD, "msg": "a model version: an integer ≥ 1"}],
             )
         if patch:  # a compare-and-set: concurrent PATCHes of different fields both hold
-            self.log.update_config(app, lambda current: patched_config(current, patch))
+            config = self.log.update_config(app, lambda current: patched_config(current, patch))
+            if "privacy" in patch:
+                apply_retention(self.log, config)
+            detail = {"patch": patch, "config_version": self.log.config_version(app)}
+            record_action(self.log.client, app, "config_change", actor, detail)
         if rollback is not None:
             known = {m.version for m in self.log.list_models(app)}
             if rollback not in known:
                 msg = f"model version {rollback} is not kept; kept: {sorted(known)}"
                 raise ApiError(422, "invalid request", [{"loc": ROLLBACK_FIELD, "msg": msg}])
             self.log.rollback(app, rollback)
+            record_action(self.log.client, app, "rollback", actor, {"version": rollback})
         rt.watcher.poll()  # live on this replica before the answer; others within a poll
         return self._info(app)
 
-    async def patch(self, app: str, body: bytes) -> dict[str, Any]:
+    async def patch(self, app: str, body: bytes, actor: str = "open") -> dict[str, Any]:
         self.runtime(app)
         data = parse_json(body)
         if not isinstance(data, dict):
@@ -401,4 +408,4 @@ class DecisionService:
                 "invalid request",
                 [{"loc": "body", "msg": "send a JSON object (a merge patch)"}],
             )
-        return await self._call(self._patch, app, data)
+        return await self._call(self._patch, app, data, actor)

@@ -1,0 +1,86 @@
+"""Admin routes for privacy and the audit trail; `create_api` installs them.
+
+POST /v1/apps/{app}/erasures          {"subject": "<raw id or pseudonym>"} → the receipt
+POST /v1/apps/{app}/pseudonym-keys:rotate                         → {"version": n}
+GET  /v1/apps/{app}/audit?limit=100&action=erasure                → {"entries": [...]}
+GET  /v1/apps/{app}/feature-importance?...                        → see replay/importance.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from ..privacy.erasure import erase_subject
+from .audit import ACTIONS, actor_of, read_actions, record_action
+from .errors import ApiError
+
+JSON = "application/json"
+
+
+def _json(data: Any) -> Response:
+    return Response(orjson.dumps(data), media_type=JSON)
+
+
+def _bad(loc: str, msg: str) -> ApiError:
+    return ApiError(422, "invalid request", [{"loc": loc, "msg": msg}])
+
+
+def install_privacy_routes(
+    api: FastAPI, service: Any, credential: Callable[[Request], Any]
+) -> None:
+    def admin(request: Request, app: str) -> str:
+        service.runtime(app)  # 404 for an unknown app
+        return actor_of(service.keyring.authorize(credential(request), app, "admin"))
+
+    @api.post("/v1/apps/{app}/erasures", summary="Erase one data subject's records")
+    async def erasures(app: str, request: Request) -> Response:
+        actor = admin(request, app)
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed JSON", [str(exc)]) from None
+        subject = data.get("subject") if isinstance(data, dict) else None
+        if not isinstance(subject, str) or not subject or len(subject) > 1024:
+            raise _bad("subject", "send the subject's id as a non-empty string")
+
+        def erase() -> dict[str, Any]:
+            receipt = erase_subject(service.log, app, subject, keys=service.pseudonym_keys)
+            record_action(service.log.client, app, "erasure", actor, receipt.as_dict())
+            return receipt.as_dict()
+
+        return _json(await service._call(erase))
+
+    @api.post("/v1/apps/{app}/pseudonym-keys:rotate", summary="Rotate the app's pseudonym key")
+    async def rotate(app: str, request: Request) -> Response:
+        actor = admin(request, app)
+
+        def rotate_key() -> dict[str, Any]:
+            version = service.pseudonym_keys.rotate(app)
+            record_action(service.log.client, app, "key_rotation", actor, {"version": version})
+            service._set_pseudonymizer(app, service.runtime(app).engine)  # live here now
+            return {"app": app, "version": version}
+
+        return _json(await service._call(rotate_key))
+
+    @api.get("/v1/apps/{app}/audit", summary="The app's audit trail, newest first")
+    async def audit(app: str, request: Request) -> Response:
+        admin(request, app)
+        params = request.query_params
+        try:
+            limit = int(params.get("limit", "100"))
+        except ValueError:
+            raise _bad("limit", "an integer between 1 and 10000") from None
+        if not 1 <= limit <= 10_000:
+            raise _bad("limit", "an integer between 1 and 10000")
+        action = params.get("action")
+        if action is not None and action not in ACTIONS:
+            raise _bad("action", f"one of {list(ACTIONS)}")
+        entries = await service._call(
+            lambda: read_actions(service.log.client, app, limit=limit, action=action)
+        )
+        return _json({"app": app, "entries": entries})

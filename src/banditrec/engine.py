@@ -137,6 +137,10 @@ class DecisionEngine:
         self._served = _Served(config, policies, served.version)
         self._privacy = RequestPrivacy.from_config(config.privacy, self._pseudonymizer)
 
+    @property
+    def pseudonymizer(self) -> Pseudonymizer | None:
+        return self._pseudonymizer
+
     def set_pseudonymizer(self, pseudonymizer: Pseudonymizer | None) -> None:
         """The app's keyed hash for identifiers (the server sets it from its key store)."""
         self._pseudonymizer = pseudonymizer

@@ -145,10 +145,11 @@ class DecisionService:
         return AppRuntime(engine, watcher)
 
     def _set_pseudonymizer(self, app: str, engine: DecisionEngine) -> None:
-        """The app's current pseudonymization key, when its privacy settings hash anything."""
-        privacy = engine.config.privacy
-        if privacy.identifiers or privacy.contact_values == "hash":
-            engine.set_pseudonymizer(self.pseudonym_keys.current(app))
+        """The app's current pseudonymization key (created on first use): set for every app,
+        so a PATCH that declares identifiers finds it already there."""
+        current = self.pseudonym_keys.current(app)
+        if engine.pseudonymizer != current:
+            engine.set_pseudonymizer(current)
 
     def _discover_apps(self) -> None:
         names = set(self.log.list_apps())

@@ -116,3 +116,32 @@ def test_pseudonymized_erased_rotated_and_audited(
     assert http.post(f"/v1/apps/{APP}/erasures", json={"subject": ""}).status_code == 422
     other = banditrec_service.headers("decide")
     assert http.get(f"/v1/apps/{APP}/audit", headers=other).status_code == 403
+
+
+def test_feature_importance_on_the_apps_own_logs(http: httpx.Client, event_log: EventLog) -> None:
+    from tests import polling
+
+    before = event_log.stats(APP).get("joined", 0)
+    for start in range(0, 300, 100):
+        requests = [_body(1000 + i) for i in range(start, start + 100)]
+        r = http.post(f"/v1/apps/{APP}/decisions:batch", json={"requests": requests})
+        assert r.status_code == 200, r.text
+        decisions = r.json()["decisions"]
+        rewards = [
+            {"event_id": d["event_id"], "value": float(d["action_id"] in ("h18", "h20"))}
+            for d in decisions
+        ]
+        assert http.post(f"/v1/apps/{APP}/rewards", json={"rewards": rewards}).status_code == 200
+    polling.wait_for(
+        lambda: event_log.stats(APP).get("joined", 0) >= before + 300, 30.0, "300 events joined"
+    )
+    r = http.get(f"/v1/apps/{APP}/feature-importance", params={"rows": 300, "method": "ips"})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["n_rows"] == 300 and report["method"] == "ips"
+    names = {n["namespace"] for n in report["namespaces"]}
+    assert {"user", "day", "hour"} <= names
+    for n in report["namespaces"]:
+        assert n["ci_low"] <= n["value_lost"] <= n["ci_high"]
+    bad = http.get(f"/v1/apps/{APP}/feature-importance", params={"rows": 5})
+    assert bad.status_code == 422 and "rows" in bad.text

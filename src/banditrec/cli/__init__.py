@@ -1,6 +1,15 @@
 """`banditrec serve | simulate | evaluate | export | …` — importing a module registers its commands."""
 
-from . import evaluate, export, keys, privacy, serve, simulate, train_rl  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    evaluate,
+    export,
+    importance,
+    keys,
+    privacy,
+    serve,
+    simulate,
+    train_rl,
+)
 from .app import app
 
 __all__ = ["app"]

@@ -3,7 +3,7 @@
 POST /v1/apps/{app}/erasures          {"subject": "<raw id or pseudonym>"} → the receipt
 POST /v1/apps/{app}/pseudonym-keys:rotate                         → {"version": n}
 GET  /v1/apps/{app}/audit?limit=100&action=erasure                → {"entries": [...]}
-GET  /v1/apps/{app}/feature-importance?...                        → see replay/importance.py
+GET  /v1/apps/{app}/feature-importance?rows=5000&method=dr        → see replay/importance.py
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from ..eventlog.keys import AppKeys
+from ..eventlog.records import joined_record
 from ..privacy.erasure import erase_subject
+from ..replay.estimators import ESTIMATORS
+from ..replay.importance import feature_importance
+from ..replay.readers import LogFormatError, from_records
 from .audit import ACTIONS, actor_of, read_actions, record_action
 from .errors import ApiError
 
@@ -84,3 +89,32 @@ def install_privacy_routes(
             lambda: read_actions(service.log.client, app, limit=limit, action=action)
         )
         return _json({"app": app, "entries": entries})
+
+    @api.get("/v1/apps/{app}/feature-importance", summary="Namespace importance on recent logs")
+    async def importance(app: str, request: Request) -> Response:
+        admin(request, app)
+        params = request.query_params
+        try:
+            rows = int(params.get("rows", "5000"))
+        except ValueError:
+            raise _bad("rows", "an integer between 100 and 50000") from None
+        if not 100 <= rows <= 50_000:
+            raise _bad("rows", "an integer between 100 and 50000")
+        method = params.get("method", "dr")
+        if method not in ESTIMATORS:
+            raise _bad("method", f"one of {sorted(ESTIMATORS)}")
+
+        def run() -> dict[str, Any]:
+            entries = service.log.client.xrevrange(AppKeys(app).joined, count=rows)
+            records = [joined_record(fields) for _, fields in reversed(entries)]
+            if len(records) < 100:
+                raise _bad("rows", f"{len(records)} joined events; at least 100 are needed")
+            data = from_records(records, source=f"app {app}")
+            config = service.runtime(app).engine.config
+            report = feature_importance(data, config, method=method, progress=False)
+            return report.to_dict()
+
+        try:
+            return _json(await service._call(run))
+        except (ValueError, LogFormatError) as exc:
+            raise _bad("body", f"cannot measure importance on these logs: {exc}") from None

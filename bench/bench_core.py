@@ -130,9 +130,11 @@ def main() -> None:
 
 
 def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: int) -> None:
-    """Alternating rounds, same process: `decide` (explain false), the same steps without the
-    explain/opt-out checks (choose + build the decision, what `decide` was before them), and
-    `decide` with explain true. The VW model is trained first so its weights are not zero."""
+    """Alternating rounds, same process: `decide` (explain false; the app's default privacy
+    settings, which check for contact details), the same under `contact_values: allow`, the
+    same steps without the explain/opt-out/privacy checks (choose + build the decision, what
+    `decide` was before them), and `decide` with explain true. The VW model is trained first
+    so its weights are not zero."""
     from banditrec.engine import _decision
 
     for r in requests[:2000]:
@@ -144,8 +146,15 @@ def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: i
         served, choices = engine.choose(r)
         return _decision(r.event_id, served, choices)
 
+    # The same model under contact_values: allow (no contact-detail check): isolates the
+    # explain/opt-out checks from the privacy default's check.
+    allow = engine.config.model_copy(
+        update={"privacy": engine.config.privacy.model_copy(update={"contact_values": "allow"})}
+    )
+    allowing = DecisionEngine(allow, engine.policies)
     kinds = {
         "decide, explain false": lambda i: engine.decide(requests[i % n]),
+        "  same, contact_values allow": lambda i: allowing.decide(requests[i % n]),
         "choose + decision (no hook)": lambda i: bare(requests[i % n]),
         "decide, explain true": lambda i: engine.decide(explained[i % n]),
     }

@@ -102,8 +102,11 @@ def test_cli(content_log, tmp_path) -> None:
     plot = tmp_path / "imp.png"
     result = CliRunner().invoke(
         app,
-        ["importance", str(log), "--policy", json.dumps(POLICY["policy"]), "--estimator", "ips"]
-        + ["--plot", str(plot), "--json", str(out), "--no-progress", "-n", "user", "-n", "noise"],
+        [
+            *("importance", str(log), "--policy", json.dumps(POLICY["policy"])),
+            *("--estimator", "ips", "--plot", str(plot), "--json", str(out), "--no-progress"),
+            *("-n", "user", "-n", "noise"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "value lost" in result.output and plot.exists()

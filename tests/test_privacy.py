@@ -253,3 +253,19 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
     estimates = evaluate(data.ope_data(target_pmfs(DecisionEngine(config), data)), ["ips"])
     assert 0.0 <= estimates["ips"].value <= 1.0 + 1e-9
     log.close()
+
+
+def test_dates_pass_and_slots_are_covered() -> None:
+    engine = _engine(contact_values="hash")
+    dated = DecisionRequest(context={"user": {"since": "2024-01-31"}}, actions=ACTIONS)
+    _, (record,) = engine.decide_logged(dated)
+    assert record["c"]["user"]["since"] == "2024-01-31"
+    slotted = DecisionEngine.from_config({"name": "s", "slots": [{"name": "a"}, {"name": "b"}]})
+    request = DecisionRequest(
+        slots=[
+            {"id": "a", "actions": ACTIONS},
+            {"id": "b", "actions": [{"id": "x", "features": {"who": {"tel": "+33 1 23 45 67 89"}}}]},
+        ]
+    )
+    with pytest.raises(PrivacyError, match=r"slots\[1\]\.actions\[0\]\.features\.who\.tel"):
+        slotted.decide_logged(request)

@@ -22,7 +22,7 @@ from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
 from .privacy.consent import opted_out
-from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy
+from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
 from .sampling import draw, event_seed
 from .schema import (
     META_KEY,
@@ -162,6 +162,23 @@ class DecisionEngine:
             )
         return out
 
+    def _private_features(
+        self, request: DecisionRequest
+    ) -> tuple[DecisionRequest, str | None, dict[str | None, FeatureSet]]:
+        """The request after the app's privacy settings (identifiers hashed, contact details
+        refused or hashed: see privacy/pseudonymize.py), its subject's pseudonym, its features."""
+        privacy = self._privacy
+        original, subject = request, None
+        if privacy.id_namespaces or privacy.subject is not None:
+            request, subject = privacy.apply(request)
+        features = self.features(request)
+        if privacy.contact_values != "allow" and any(
+            suspect(x.vw_json()) for x in features.values()
+        ):
+            request, subject = privacy.apply(original, scan=True)
+            features = self.features(request)
+        return request, subject, features
+
     def pmf(
         self,
         x: FeatureSet,
@@ -224,9 +241,8 @@ class DecisionEngine:
     def decide(self, request: DecisionRequest) -> Decision:
         if request.opt_out:
             return opted_out(request)
-        if self._privacy.active:
-            request, _ = self._privacy.apply(request)
-        served, choices = self.choose(request)
+        request, _, features = self._private_features(request)
+        served, choices = self.choose_features(request.event_id, features, request.exploration)
         decision = _decision(request.event_id, served, choices)
         return explained(decision, served, choices) if request.explain else decision
 
@@ -245,10 +261,8 @@ class DecisionEngine:
         """
         if request.opt_out:
             return opted_out(request), []
-        subject = None
-        if self._privacy.active:
-            request, subject = self._privacy.apply(request)
-        served, choices = self.choose(request)
+        request, subject, features = self._private_features(request)
+        served, choices = self.choose_features(request.event_id, features, request.exploration)
         cfg = served.config
         records = [
             build_record(

@@ -30,6 +30,22 @@ PSEUDONYM_PATTERN = re.compile(r"^ps\d+\.[0-9a-f]{32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,24}$")
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$")
+_PHONE_START = frozenset(b"+(0123456789")
+
+
+def suspect(features_json: bytes) -> bool:
+    """Whether a request's features (as the JSON VW parses, serialized anyway) might hold a
+    contact detail: an '@' anywhere, or a string value starting like a phone number. Two
+    byte searches in C for a typical request; only then is every feature looked at.
+    (Feature names are checked for '@' here, for phone numbers only in that full scan.)"""
+    if b"@" in features_json:
+        return True
+    i = features_json.find(b'":"')
+    while i >= 0:
+        if features_json[i + 3] in _PHONE_START:
+            return True
+        i = features_json.find(b'":"', i + 3)
+    return False
 
 
 def looks_like_contact(text: str) -> str | None:
@@ -72,20 +88,18 @@ class RequestPrivacy:
     """An app's privacy settings applied to requests: `apply` returns the request to decide on
     and the subject's pseudonym (None when the app names no subject or the request has none)."""
 
-    identifiers: tuple[tuple[str, str], ...]
+    identifiers: frozenset[tuple[str, str]]
     subject: tuple[str, str] | None
     contact_values: str
     pseudonymizer: Pseudonymizer | None
+    id_namespaces: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, privacy: Any, pseudonymizer: Pseudonymizer | None) -> RequestPrivacy:
-        ids = tuple(_split(f) for f in privacy.identifiers)
+        ids = [_split(f) for f in privacy.identifiers]
         subject = _split(privacy.subject) if privacy.subject else (ids[0] if ids else None)
-        return cls(ids, subject, privacy.contact_values, pseudonymizer)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.identifiers) or self.contact_values != "allow"
+        namespaces = frozenset(ns for ns, _ in ids)
+        return cls(frozenset(ids), subject, privacy.contact_values, pseudonymizer, namespaces)
 
     def _hash(self, value: Any, where: str) -> str:
         if self.pseudonymizer is None:
@@ -95,60 +109,80 @@ class RequestPrivacy:
             )
         return self.pseudonymizer.pseudonym(value)
 
-    def _namespaces(
-        self, features: Mapping[str, Mapping[str, Any]], where: str
-    ) -> tuple[dict[str, dict[str, Any]], bool]:
-        out: dict[str, dict[str, Any]] = {}
+    def _namespace(
+        self, ns: str, feats: Mapping[str, Any], where: str, scan: bool
+    ) -> dict[str, Any] | None:
+        """The namespace with its identifiers (and, with `scan`, contact details) replaced;
+        None when nothing in it changes."""
+        new: dict[str, Any] = {}
         changed = False
-        for ns, feats in features.items():
-            new: dict[str, Any] = {}
-            for name, value in feats.items():
-                here = f"{where}.{ns}.{name}"
-                if (ns, name) in self.identifiers:
+        for name, value in feats.items():
+            here = f"{where}.{ns}.{name}"
+            if (ns, name) in self.identifiers:
+                value, changed = self._hash(value, here), True
+            elif scan:
+                kind = looks_like_contact(name)
+                if kind is not None:
+                    if self.contact_values == "refuse":
+                        raise _refused(here, "feature name", kind)
+                    name, changed = self._hash(name, here), True
+                if type(value) is str and (kind := looks_like_contact(value)):
+                    if self.contact_values == "refuse":
+                        raise _refused(here, "value", kind)
                     value, changed = self._hash(value, here), True
-                elif self.contact_values != "allow":
-                    kind = looks_like_contact(name)
-                    if kind is not None:
-                        if self.contact_values == "refuse":
-                            raise _refused(here, "feature name", kind)
-                        name, changed = self._hash(name, here), True
-                    if type(value) is str and (kind := looks_like_contact(value)):
-                        if self.contact_values == "refuse":
-                            raise _refused(here, "value", kind)
-                        value, changed = self._hash(value, here), True
-                new[name] = value
-            out[ns] = new
-        return out, changed
+            new[name] = value
+        return new if changed else None
 
-    def _actions(self, actions: list[Any], where: str) -> tuple[list[Any], bool]:
-        out, changed = [], False
+    def _features(
+        self, features: dict[str, dict[str, Any]], where: str, scan: bool
+    ) -> dict[str, dict[str, Any]] | None:
+        out = None
+        for ns, feats in features.items():
+            if scan or ns in self.id_namespaces:
+                new = self._namespace(ns, feats, where, scan)
+                if new is not None:
+                    out = dict(features) if out is None else out
+                    out[ns] = new
+        return out
+
+    def _actions(self, actions: list[Any], where: str, scan: bool) -> list[Any] | None:
+        out = None
         for i, a in enumerate(actions):
-            feats, a_changed = self._namespaces(a.features, f"{where}[{i}].features")
-            out.append(a.model_copy(update={"features": feats}) if a_changed else a)
-            changed |= a_changed
-        return out, changed
+            feats = self._features(a.features, f"{where}[{i}].features", scan)
+            if feats is not None:
+                out = list(actions) if out is None else out
+                out[i] = a.model_copy(update={"features": feats})
+        return out
 
-    def apply(self, request: DecisionRequest) -> tuple[DecisionRequest, str | None]:
+    def apply(
+        self, request: DecisionRequest, *, scan: bool = False
+    ) -> tuple[DecisionRequest, str | None]:
+        """The request with its identifiers hashed and, with `scan`, every feature name and
+        string value looked at for contact details (refused or hashed). Without `scan` only
+        the identifiers' namespaces are visited; `suspect` says when a scan is needed."""
         subject = None
         if self.subject is not None:
             ns, name = self.subject
             raw = request.context.get(ns, {}).get(name)
             if raw is not None:
                 subject = self._hash(raw, f"context.{ns}.{name}")
-        context, changed = self._namespaces(request.context, "context")
-        update: dict[str, Any] = {"context": context} if changed else {}
+        if not scan and not self.id_namespaces:
+            return request, subject
+        update: dict[str, Any] = {}
+        context = self._features(request.context, "context", scan)
+        if context is not None:
+            update["context"] = context
         if request.actions is not None:
-            actions, a_changed = self._actions(request.actions, "actions")
-            if a_changed:
+            actions = self._actions(request.actions, "actions", scan)
+            if actions is not None:
                 update["actions"] = actions
         elif request.slots is not None:
-            slots, any_changed = [], False
-            for i, s in enumerate(request.slots):
-                actions, a_changed = self._actions(s.actions, f"slots[{i}].actions")
-                slots.append(s.model_copy(update={"actions": actions}) if a_changed else s)
-                any_changed |= a_changed
-            if any_changed:
-                update["slots"] = slots
+            slots = list(request.slots)
+            for i, s in enumerate(slots):
+                actions = self._actions(s.actions, f"slots[{i}].actions", scan)
+                if actions is not None:
+                    slots[i] = s.model_copy(update={"actions": actions})
+                    update["slots"] = slots
         if update:
             request = request.model_copy(update=update)
         return request, subject

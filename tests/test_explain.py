@@ -192,3 +192,24 @@ def test_simulator_explanations_name_the_relevant_features_first() -> None:
     assert not [f for f in tops if f.startswith("noise^")], tops
     assert len(relevant) == len(tops)
     assert float(np.mean(noise_share)) < 0.15
+
+
+def test_rl_explanation_values_per_action_and_gradient_terms() -> None:
+    from banditrec.envs.journey import OBS_FIELDS, EngagementJourneyEnv
+    from banditrec.rl.evaluate import rl_engine
+    from banditrec.rl.layout import journey_request
+    from banditrec.rl.pretrained import JOURNEY_PPO
+
+    env = EngagementJourneyEnv()
+    obs, info = env.reset(seed=3)
+    engine = rl_engine(JOURNEY_PPO.read_bytes())
+    request = journey_request(obs, OBS_FIELDS, info["actions"], "u7", 0)
+    request = request.model_copy(update={"explain": True})
+    d = engine.decide(request)
+    (e,) = d.explanations
+    assert e.score_kind in ("action logit", "Q-value")
+    assert set(e.scores) == {a["id"] for a in info["actions"]}
+    assert e.greedy == max(e.scores, key=e.scores.get)
+    assert e.contributions and all(c.feature.startswith("state^") for c in e.contributions)
+    total = e.bias + e.rest + sum(c.contribution for c in e.contributions)
+    assert total == pytest.approx(e.scores[e.chosen])

@@ -264,7 +264,10 @@ def test_dates_pass_and_slots_are_covered() -> None:
     request = DecisionRequest(
         slots=[
             {"id": "a", "actions": ACTIONS},
-            {"id": "b", "actions": [{"id": "x", "features": {"who": {"tel": "+33 1 23 45 67 89"}}}]},
+            {
+                "id": "b",
+                "actions": [{"id": "x", "features": {"who": {"tel": "+33 1 23 45 67 89"}}}],
+            },
         ]
     )
     with pytest.raises(PrivacyError, match=r"slots\[1\]\.actions\[0\]\.features\.who\.tel"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import Response
 
 from ..eventlog.keys import AppKeys
@@ -23,8 +24,78 @@ from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, from_records
 from .audit import ACTIONS, actor_of, read_actions, record_action
 from .errors import ApiError
+from .openapi import _AUTH, _ERRORS, _content, _ref
 
 JSON = "application/json"
+
+
+class ErasureRequest(BaseModel):
+    subject: str = Field(min_length=1, max_length=1024, description="Raw id or pseudonym.")
+
+
+class ErasureReceiptBody(BaseModel):
+    id: str
+    app: str
+    key_versions: list[int]
+    erased: dict[str, int] = Field(description="Records removed, per store.")
+    at: float
+
+
+class KeyRotation(BaseModel):
+    app: str
+    version: int
+
+
+class AuditTrail(BaseModel):
+    app: str
+    entries: list[dict[str, Any]] = Field(
+        description="id, action, actor, at, detail; newest first."
+    )
+
+
+class ImportanceBody(BaseModel):
+    method: str
+    value: float
+    stderr: float
+    alpha: float
+    n_rows: int
+    namespaces: list[dict[str, Any]]
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return TypeAdapter(model).json_schema(mode="serialization")
+
+
+def _query(name: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
+
+
+def _docs(
+    name: str,
+    summary: str,
+    ok: type[BaseModel],
+    errors: tuple[int, ...],
+    *,
+    body: type[BaseModel] | None = None,
+    query: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Decorator arguments documenting a route as openapi.py documents the others."""
+    responses: dict[int | str, Any] = {
+        200: {"description": "Success", "content": _content(_schema(ok))}
+    }
+    for status in errors:
+        responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
+    extra: dict[str, Any] = {"security": _AUTH}
+    if body is not None:
+        extra["requestBody"] = {"required": True, "content": _content(_schema(body))}
+    if query:
+        extra["parameters"] = query
+    return {
+        "summary": summary,
+        "responses": responses,
+        "openapi_extra": extra,
+        "operation_id": name,
+    }
 
 
 def _json(data: Any) -> Response:
@@ -42,7 +113,16 @@ def install_privacy_routes(
         service.runtime(app)  # 404 for an unknown app
         return actor_of(service.keyring.authorize(credential(request), app, "admin"))
 
-    @api.post("/v1/apps/{app}/erasures", summary="Erase one data subject's records")
+    @api.post(
+        "/v1/apps/{app}/erasures",
+        **_docs(
+            "erase_subject",
+            "Erase one data subject's records everywhere, with a receipt",
+            ErasureReceiptBody,
+            (400, 401, 403, 404, 413, 422, 503),
+            body=ErasureRequest,
+        ),
+    )
     async def erasures(app: str, request: Request) -> Response:
         actor = admin(request, app)
         body = await request.body()  # an admin's small JSON object: bounded all the same
@@ -63,7 +143,10 @@ def install_privacy_routes(
 
         return _json(await service._call(erase))
 
-    @api.post("/v1/apps/{app}/pseudonym-keys:rotate", summary="Rotate the app's pseudonym key")
+    @api.post(
+        "/v1/apps/{app}/pseudonym-keys:rotate",
+        **_docs("rotate_key", "Rotate the app's pseudonym key", KeyRotation, (401, 403, 404, 503)),
+    )
     async def rotate(app: str, request: Request) -> Response:
         actor = admin(request, app)
 
@@ -75,7 +158,19 @@ def install_privacy_routes(
 
         return _json(await service._call(rotate_key))
 
-    @api.get("/v1/apps/{app}/audit", summary="The app's audit trail, newest first")
+    @api.get(
+        "/v1/apps/{app}/audit",
+        **_docs(
+            "audit",
+            "The app's audit trail, newest first",
+            AuditTrail,
+            (401, 403, 404, 422, 503),
+            query=[
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}, "Entries."),
+                _query("action", {"type": "string", "enum": list(ACTIONS)}, "Only this kind."),
+            ],
+        ),
+    )
     async def audit(app: str, request: Request) -> Response:
         admin(request, app)
         params = request.query_params
@@ -93,7 +188,19 @@ def install_privacy_routes(
         )
         return _json({"app": app, "entries": entries})
 
-    @api.get("/v1/apps/{app}/feature-importance", summary="Namespace importance on recent logs")
+    @api.get(
+        "/v1/apps/{app}/feature-importance",
+        **_docs(
+            "feature_importance",
+            "Namespace importance on the app's newest joined events",
+            ImportanceBody,
+            (401, 403, 404, 422, 503),
+            query=[
+                _query("rows", {"type": "integer", "minimum": 100, "maximum": 50_000}, "Events."),
+                _query("method", {"type": "string", "enum": sorted(ESTIMATORS)}, "Estimator."),
+            ],
+        ),
+    )
     async def importance(app: str, request: Request) -> Response:
         admin(request, app)
         params = request.query_params

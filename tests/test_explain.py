@@ -51,7 +51,7 @@ def test_vw_terms_add_up_to_vw_own_scores() -> None:
         "name": "x",
         "policy": {
             "kind": "vw",
-            "interactions": ["ut", "ui"],
+            "interactions": ["ut", "ui", "uu"],
             "explorer": {"type": "epsilon", "epsilon": 0.2},
         },
     }

@@ -18,7 +18,8 @@ An explanation says, for one decision (one per slot):
   crosses with the action's features can.
 
 Each term is `weight × value`: for VW the model's weight at the feature's hash (first-order
-features and the configured interactions, named `ns^a*ns^b`); for LinUCB/LinTS θ at the
+features and the configured interactions, named `ns^a*ns^b`; a ':' wildcard in an
+interaction is not expanded, so its terms are missing from the scores); for LinUCB/LinTS θ at the
 feature's hashed bin over the chosen action's norm (its own features and its context ×
 action crosses). An RL module's terms are gradient × input on the observation features
 (central differences), so they add up to the score only approximately; `rest` is then the
@@ -150,6 +151,14 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
         for g, label, i, v in feats:
             by_group.setdefault(g, []).append((label, i, v))
         for spec in terms_spec:
+            if len(spec) == 2 and spec[0] == spec[1]:  # VW crosses a namespace with itself once
+                group = by_group.get(spec[0], [])
+                terms += [
+                    (f"{la}*{lb}", va * vb, -float(w[((_FNV_PRIME * ia) ^ ib) & mask]))
+                    for n, (la, ia, va) in enumerate(group)
+                    for lb, ib, vb in group[n:]
+                ]
+                continue
             groups = [by_group.get(c, []) if c != ":" else [] for c in spec]
             crossed: list[tuple[str, int, float]] = [("", 0, 1.0)]
             for n, group in enumerate(groups):

@@ -118,6 +118,9 @@ def main() -> None:
     validate = per_call(lambda: DecisionRequest.model_validate(dumped[next(it) % 1000]), 2000)
     print(f"DecisionRequest validation (pydantic, HTTP)     p50 {us(validate):7.1f} us")
 
+    # --- explanations: explain=false against the path without the hook; explain=true --
+    explain_rounds(DecisionEngine(AppConfig(name="bench", policy=shape)), requests, args.n)
+
     # --- LinUCB at d = 50 -----------------------------------------------------------
     lin = DecisionEngine(AppConfig(name="lin", policy={"kind": "linucb", "dim": 50}))
     for rec in records[:2000]:
@@ -134,6 +137,47 @@ def main() -> None:
         f"  engine.decide (incl. feature hashing)         p50 {us(lin_decide):7.1f} us  p99 {us(lin_decide, 99):7.1f} us"
     )
     print(f"  policy.pmf (features hashed)                  p50 {us(lin_pmf):7.1f} us")
+
+
+def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: int) -> None:
+    """Alternating rounds, same process: `decide` (explain false; the app's default privacy
+    settings, which check for contact details), the same under `contact_values: allow`, the
+    same steps without the explain/opt-out/privacy checks (choose + build the decision, what
+    `decide` was before them), and `decide` with explain true. The VW model is trained first
+    so its weights are not zero."""
+    from banditrec.engine import _decision
+
+    for r in requests[:2000]:
+        _, (rec,) = engine.decide_logged(r)
+        engine.learn(set_reward(rec, float(hash(rec["EventId"]) % 3 == 0)))
+    explained = [r.model_copy(update={"explain": True}) for r in requests]
+
+    def bare(r: DecisionRequest) -> object:
+        served, choices = engine.choose(r)
+        return _decision(r.event_id, served, choices)
+
+    # The same model under contact_values: allow (no contact-detail check): isolates the
+    # explain/opt-out checks from the privacy default's check.
+    allow = engine.config.model_copy(
+        update={"privacy": engine.config.privacy.model_copy(update={"contact_values": "allow"})}
+    )
+    allowing = DecisionEngine(allow, engine.policies)
+    kinds = {
+        "decide, explain false": lambda i: engine.decide(requests[i % n]),
+        "  same, contact_values allow": lambda i: allowing.decide(requests[i % n]),
+        "choose + decision (no hook)": lambda i: bare(requests[i % n]),
+        "decide, explain true": lambda i: engine.decide(explained[i % n]),
+    }
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    for round_ in range(10):
+        for name, fn in kinds.items():
+            it = iter(range(round_ * n, 10**9))
+            samples[name].append(per_call(lambda fn=fn, it=it: fn(next(it)), n // 5, warmup=50))
+    p50 = {k: float(np.median([us(s) for s in v])) for k, v in samples.items()}
+    base = p50["choose + decision (no hook)"]
+    print("Explanations (VW epsilon-greedy, 10 actions x 20 features; 10 alternating rounds)")
+    for name, value in p50.items():
+        print(f"  {name:<30} median of round p50s {value:7.1f} us  ({value / base:.3f}x no hook)")
 
 
 if __name__ == "__main__":

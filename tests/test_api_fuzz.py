@@ -39,7 +39,13 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("POST", "/v1/apps/{app}/erasures"),
+    ("POST", "/v1/apps/{app}/pseudonym-keys:rotate"),
+    ("GET", "/v1/apps/{app}/audit"),
 ]
+# Documented but not fuzzed: each call trains the app's policy once per namespace over up to
+# 50,000 logged events (tests/test_privacy_api.py covers it).
+NOT_FUZZED = {("GET", "/v1/apps/{app}/feature-importance")}
 EXAMPLES = 30
 # A discovery run is a search over a log, not a request's worth of work: fewer examples.
 EXAMPLES_FOR = {"/v1/apps/{app}/discovery": 6}
@@ -62,7 +68,7 @@ def api_schema(banditrec_service: ServiceUnderTest):
 
 def test_every_operation_is_fuzzed(api_schema) -> None:
     found = {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()}
-    assert found == set(OPERATIONS)
+    assert found == set(OPERATIONS) | NOT_FUZZED
 
 
 @pytest.mark.parametrize(("mode", "method", "path"), CASES)

@@ -337,6 +337,49 @@ class RewardConfig(_Strict):
     join_on_first: bool = Field(False, description="Join as soon as the first reward arrives.")
 
 
+class RetentionConfig(_Strict):
+    """How long the app's joined events are kept (the event log's defaults when unset)."""
+
+    max_events: int | None = Field(None, ge=1, description="Joined events kept (newest).")
+    max_age_days: float | None = Field(None, gt=0.0, description="Joined events kept this long.")
+
+
+class PrivacyConfig(_Strict):
+    """Identifiers, contact details and retention (docs/privacy.md)."""
+
+    identifiers: list[str] = Field(
+        default_factory=list,
+        description="Fields ('namespace.feature') whose values are replaced by a keyed hash "
+        "before the policy, the log or an export see them.",
+    )
+    subject: str | None = Field(
+        None,
+        description="The identifier that names the data subject, for erasure "
+        "(default: the first identifier).",
+    )
+    contact_values: Literal["refuse", "hash", "allow"] = Field(
+        "refuse",
+        description="Other string values or names that look like e-mail addresses or "
+        "phone numbers: refuse the request (422), hash them, or allow them.",
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("identifiers")
+    @classmethod
+    def _fields(cls, v: list[str]) -> list[str]:
+        for f in v:
+            ns, _, name = f.partition(".")
+            if not ns or not name or ns.startswith("_") or name.startswith("_"):
+                raise ValueError(f"identifier {f!r} must be 'namespace.feature', e.g. 'user.id'")
+        return v
+
+    @model_validator(mode="after")
+    def _subject_is_an_identifier(self) -> PrivacyConfig:
+        if self.subject is not None and self.subject not in self.identifiers:
+            raise ValueError(f"subject {self.subject!r} must be one of the identifiers")
+        return self
+
+
 class SlotConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     policy: PolicyConfig = Field(default_factory=VWPolicyConfig)
@@ -362,6 +405,7 @@ class AppConfig(_Strict):
     seed: int = Field(0, ge=0, description="App seed: draws are seeded by (seed, event id).")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     limits: Limits = Field(default_factory=Limits)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> AppConfig:

@@ -18,10 +18,14 @@ import numpy as np
 from . import pmf as pmf_ops
 from .config import AppConfig, FixedConfig, PolicyConfig
 from .dsjson import build_record, to_interaction
+from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
+from .privacy.consent import opted_out
+from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
 from .sampling import draw, event_seed
 from .schema import (
+    META_KEY,
     Decision,
     DecisionRequest,
     ExplorationOverride,
@@ -82,6 +86,8 @@ class DecisionEngine:
         if policies is None:
             policies = {slot: make_policy(cfg) for slot, cfg in config.slot_policies().items()}
         self._served = _Served(config, dict(policies), model_version)
+        self._pseudonymizer: Pseudonymizer | None = None
+        self._privacy = RequestPrivacy.from_config(config.privacy, None)
 
     @classmethod
     def from_config(cls, config: AppConfig | Mapping[str, Any]) -> DecisionEngine:
@@ -129,6 +135,16 @@ class DecisionEngine:
             same_kind = current is not None and slot in old and _same_kind(old[slot], cfg)
             policies[slot] = current.reconfigured(cfg) if same_kind else make_policy(cfg)
         self._served = _Served(config, policies, served.version)
+        self._privacy = RequestPrivacy.from_config(config.privacy, self._pseudonymizer)
+
+    @property
+    def pseudonymizer(self) -> Pseudonymizer | None:
+        return self._pseudonymizer
+
+    def set_pseudonymizer(self, pseudonymizer: Pseudonymizer | None) -> None:
+        """The app's keyed hash for identifiers (the server sets it from its key store)."""
+        self._pseudonymizer = pseudonymizer
+        self._privacy = RequestPrivacy.from_config(self._served.config.privacy, pseudonymizer)
 
     # --- decision path ------------------------------------------------------------
 
@@ -145,6 +161,23 @@ class DecisionEngine:
                 request.context, [(a.id, a.features) for a in actions], action_id_feature=id_feature
             )
         return out
+
+    def _private_features(
+        self, request: DecisionRequest
+    ) -> tuple[DecisionRequest, str | None, dict[str | None, FeatureSet]]:
+        """The request after the app's privacy settings (identifiers hashed, contact details
+        refused or hashed: see privacy/pseudonymize.py), its subject's pseudonym, its features."""
+        privacy = self._privacy
+        original, subject = request, None
+        if privacy.id_namespaces or privacy.subject is not None:
+            request, subject = privacy.apply(request)
+        features = self.features(request)
+        if privacy.contact_values != "allow" and any(
+            suspect(x.vw_json()) for x in features.values()
+        ):
+            request, subject = privacy.apply(original, scan=True)
+            features = self.features(request)
+        return request, subject, features
 
     def pmf(
         self,
@@ -206,8 +239,12 @@ class DecisionEngine:
         return served, choices
 
     def decide(self, request: DecisionRequest) -> Decision:
-        served, choices = self.choose(request)
-        return _decision(request.event_id, served, choices)
+        if request.opt_out:
+            return opted_out(request)
+        request, _, features = self._private_features(request)
+        served, choices = self.choose_features(request.event_id, features, request.exploration)
+        decision = _decision(request.event_id, served, choices)
+        return explained(decision, served, choices) if request.explain else decision
 
     def decide_logged(
         self,
@@ -219,9 +256,13 @@ class DecisionEngine:
         """The decision and its DSJson log records (one per slot), pending their rewards.
 
         `serialized_features`: records bound for the log only, their "c" already JSON (see
-        `build_record`).
+        `build_record`). An opted-out request is answered with the default action and
+        no record.
         """
-        served, choices = self.choose(request)
+        if request.opt_out:
+            return opted_out(request), []
+        request, subject, features = self._private_features(request)
+        served, choices = self.choose_features(request.event_id, features, request.exploration)
         cfg = served.config
         records = [
             build_record(
@@ -240,7 +281,13 @@ class DecisionEngine:
             )
             for c in choices
         ]
-        return _decision(request.event_id, served, choices), records
+        if subject is not None:  # erasure finds the subject's records by this
+            for record in records:
+                record[META_KEY]["subject"] = subject
+        decision = _decision(request.event_id, served, choices)
+        if request.explain:
+            decision = explained(decision, served, choices)
+        return decision, records
 
     # --- learning path ------------------------------------------------------------
 

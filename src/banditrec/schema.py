@@ -136,6 +136,13 @@ class DecisionRequest(_Model):
     slots: list[SlotRequest] | None = Field(None, min_length=1)
     exploration: ExplorationOverride | None = None
     deferred: bool = Field(False, description="The event counts only once activated.")
+    explain: bool = Field(
+        False, description="Add why: scores, feature contributions, exploration (docs/privacy.md)."
+    )
+    opt_out: bool = Field(
+        False,
+        description="The user opted out of personalization: serve the default action, log nothing.",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> DecisionRequest:

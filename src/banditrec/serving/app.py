@@ -16,11 +16,13 @@ from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
 from .. import __version__
+from .audit import actor_of
 from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
 from .personalizer import install_personalizer
+from .privacy_routes import install_privacy_routes
 from .service import DecisionService
 
 JSON = "application/json"
@@ -132,8 +134,8 @@ def create_api(service: DecisionService) -> FastAPI:
 
     @api.patch("/v1/apps/{app}", **route_docs("patch_app"))
     async def patch_app(app: str, request: Request) -> Response:
-        authorize(request, app, "admin")
-        return _json(await service.patch(app, await read_body(request, limit)))
+        actor = actor_of(service.keyring.authorize(credential(request), app, "admin"))
+        return _json(await service.patch(app, await read_body(request, limit), actor))
 
     @api.post("/v1/apps/{app}/discovery", **route_docs("discovery"))
     async def discovery(app: str, request: Request) -> Response:
@@ -159,4 +161,5 @@ def create_api(service: DecisionService) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     install_personalizer(api, service)  # Azure Personalizer's API, beside ours
+    install_privacy_routes(api, service, credential)
     return api

@@ -23,6 +23,7 @@ from ray.serve.handle import DeploymentHandle
 
 from ..eventlog import EventLog, connect
 from ..policies.check import config_problems
+from ..privacy.retention import apply_retention
 from .app import create_api
 from .learners import LearnerOptions, LearnerPool
 from .service import DecisionService
@@ -123,6 +124,7 @@ def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = Fal
             detail = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
             raise ValueError(f"app {config.name!r}: {detail}")
         log.put_config(config)
+        apply_retention(log, config)
         written.append(config.name)
     return written
 

@@ -30,7 +30,10 @@ from ..eventlog.errors import (
     UnknownAppError,
 )
 from ..learner import ModelWatcher
+from ..privacy.keys import PseudonymKeys
+from ..privacy.retention import apply_retention
 from ..schema import Decision, DecisionRequest, Reward
+from .audit import record_action
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
 from .errors import ApiError, invalid
@@ -102,6 +105,7 @@ class DecisionService:
         self.keyring = KeyRing(self._static_keys, open_access=open_access)
         self._reload_keys()
         self._apps: dict[str, AppRuntime] = {}
+        self.pseudonym_keys = PseudonymKeys(log.client)
         self._poll_interval_s = poll_interval_s
         self._refresh_interval_s = refresh_interval_s
         self._stop = threading.Event()
@@ -141,9 +145,17 @@ class DecisionService:
         except Exception:  # no good config to fall back on: the other apps load all the same
             log.exception("app %r: its stored config cannot be used; not serving it", app)
             return None
+        self._set_pseudonymizer(app, engine)
         watcher = ModelWatcher(self.log, app, engine)
         watcher.poll()  # the current model, if one has been published
         return AppRuntime(engine, watcher)
+
+    def _set_pseudonymizer(self, app: str, engine: DecisionEngine) -> None:
+        """The app's current pseudonymization key (created on first use): set for every app,
+        so a PATCH that declares identifiers finds it already there."""
+        current = self.pseudonym_keys.current(app)
+        if engine.pseudonymizer != current:
+            engine.set_pseudonymizer(current)
 
     def _discover_apps(self) -> None:
         names = set(self.log.list_apps())
@@ -167,6 +179,8 @@ class DecisionService:
                 if now >= next_slow:
                     next_slow = now + self._refresh_interval_s
                     self._discover_apps()
+                    for app, rt in list(self._apps.items()):  # key rotations, new settings
+                        self._set_pseudonymizer(app, rt.engine)
                     self._refresh_gauges()
                     self._reload_keys()
                     self._last_refresh_ok = time.monotonic()
@@ -269,7 +283,8 @@ class DecisionService:
 
     async def log_decision(self, app: str, decision: Decision, records: list) -> Decision:
         """Log the records (acknowledged); a repeated event id gets the decision logged first."""
-        return self._answered(app, decision, await self._log(app, records))
+        stored = await self._log(app, records) if records else []  # none when opted out
+        return self._answered(app, decision, stored)
 
     async def decide_batch(self, app: str, body: bytes) -> list[Decision]:
         rt = self.runtime(app)
@@ -294,7 +309,7 @@ class DecisionService:
             raise ApiError(422, "invalid request", errors)
         decided = [self._decide(rt, r, f"requests[{i}]") for i, r in enumerate(requests)]
         all_records = [rec for _, records in decided for rec in records]
-        stored = await self._log(app, all_records)
+        stored = await self._log(app, all_records) if all_records else []
         out, start = [], 0
         for decision, records in decided:
             end = start + len(records)
@@ -396,7 +411,7 @@ class DecisionService:
         count = await self._call(self.log.quarantine.count, app)
         return {"app": app, "count": count, "entries": entries}
 
-    def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def _patch(self, app: str, patch: dict[str, Any], actor: str = "open") -> dict[str, Any]:
         rt = self.runtime(app)
         rollback = patch.pop(ROLLBACK_FIELD, None)
         if rollback is not None and (
@@ -408,17 +423,22 @@ class DecisionService:
                 [{"loc": ROLLBACK_FIELD, "msg": "a model version: an integer ≥ 1"}],
             )
         if patch:  # a compare-and-set: concurrent PATCHes of different fields both hold
-            self.log.update_config(app, lambda current: patched_config(current, patch))
+            config = self.log.update_config(app, lambda current: patched_config(current, patch))
+            if "privacy" in patch:
+                apply_retention(self.log, config)
+            detail = {"patch": patch, "config_version": self.log.config_version(app)}
+            record_action(self.log.client, app, "config_change", actor, detail)
         if rollback is not None:
             known = {m.version for m in self.log.list_models(app)}
             if rollback not in known:
                 msg = f"model version {rollback} is not kept; kept: {sorted(known)}"
                 raise ApiError(422, "invalid request", [{"loc": ROLLBACK_FIELD, "msg": msg}])
             self.log.rollback(app, rollback)
+            record_action(self.log.client, app, "rollback", actor, {"version": rollback})
         rt.watcher.poll()  # live on this replica before the answer; others within a poll
         return self._info(app)
 
-    async def patch(self, app: str, body: bytes) -> dict[str, Any]:
+    async def patch(self, app: str, body: bytes, actor: str = "open") -> dict[str, Any]:
         self.runtime(app)
         data = parse_json(body)
         if not isinstance(data, dict):
@@ -427,7 +447,7 @@ class DecisionService:
                 "invalid request",
                 [{"loc": "body", "msg": "send a JSON object (a merge patch)"}],
             )
-        return await self._call(self._patch, app, data)
+        return await self._call(self._patch, app, data, actor)
 
     async def discovery(self, app: str, body: bytes) -> dict[str, Any]:
         """Optimization discovery on the app's joined stream (serving/discovery.py)."""

@@ -1,0 +1,1 @@
+"""Privacy by design: pseudonymized identifiers, opt-out, erasure by subject, retention."""

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .slate_config import SlateConfig
+
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -194,6 +196,19 @@ class VWPolicyConfig(_Strict):
         return args + list(self.extra_args)
 
 
+class VWCCBPolicyConfig(VWPolicyConfig):
+    """Vowpal Wabbit `ccb_explore_adf`: slates learned as VW's conditional contextual bandit.
+
+    The same knobs as `vw`; VW chains its explorer down the positions, each position
+    over the candidates the positions above left (see policies/vw_ccb.py).
+    """
+
+    kind: Literal["vw_ccb"] = "vw_ccb"  # type: ignore[assignment]
+
+    def vw_args(self) -> list[str]:
+        return ["--ccb_explore_adf" if a == "--cb_explore_adf" else a for a in super().vw_args()]
+
+
 # --- numpy linear policies ------------------------------------------------------------
 
 
@@ -277,6 +292,7 @@ class RLPolicyConfig(_Strict):
 
 PolicyConfig = Annotated[
     VWPolicyConfig
+    | VWCCBPolicyConfig
     | LinUCBConfig
     | LinTSConfig
     | EpsilonGreedyMABConfig
@@ -333,6 +349,9 @@ class AppConfig(_Strict):
     seed: int = Field(0, ge=0, description="App seed: draws are seeded by (seed, event id).")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     limits: Limits = Field(default_factory=Limits)
+    slate: SlateConfig | None = Field(
+        None, description="Slate (ranked list) settings: default positions and standing rules."
+    )
 
     @model_validator(mode="after")
     def _unique_slots(self) -> AppConfig:

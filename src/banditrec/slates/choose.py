@@ -1,0 +1,212 @@
+"""Drawing a slate: position by position, each over the candidates the rules and the
+positions above leave, from the policy's pmf over exactly those, so the logged
+probability of every position is the exact conditional probability it was drawn with.
+
+For position j (1-based) with candidates F_j:
+
+    p_j = floor(explore(policy pmf over F_j)),  a_j ~ p_j  (seed: app seed, event id, j)
+
+F_j = the offered actions, minus excluded and pinned ids, minus a_1 … a_{j−1}, within
+position j's allowed set, minus any group already at its cap (pinned ids count towards
+their group from the start). A pinned position takes its id with probability 1.
+A `vw_ccb` policy scores the candidates once per slate (policies/vw_ccb.py); any other
+policy is asked for its pmf over F_j, position by position.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import pmf as pmf_ops
+from ..config import AppConfig
+from ..features import FeatureSet
+from ..policies import Policy
+from ..policies.vw_ccb import SlateChain, VWCCBPolicy
+from ..sampling import draw, event_seed
+from ..schema import ExplorationOverride, RankedAction
+from ..slate_config import SlateRules
+
+
+class SlateRuleError(ValueError):
+    """The rules cannot be met by the candidates offered (a 422 over HTTP)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChoice:
+    """One position: the candidates it could take, its pmf over them, the draw first."""
+
+    position: int
+    features: FeatureSet
+    order: list[int]
+    probabilities: list[float]
+    pinned: bool = False
+
+    @property
+    def action_id(self) -> str:
+        return self.features.action_ids[self.order[0]]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[self.order[0]]
+
+
+def subset(x: FeatureSet, indices: Sequence[int]) -> FeatureSet:
+    """The same context with only the candidates at `indices` (in that order)."""
+    return FeatureSet(
+        x.context, [x.actions[i] for i in indices], [x.action_ids[i] for i in indices]
+    )
+
+
+def shaped(
+    p: list[float], config: AppConfig, exploration: ExplorationOverride | None
+) -> list[float]:
+    """The engine's shaping of a policy's pmf (engine.DecisionEngine.pmf): normalize, the
+    request's extra exploration, the app's (or the request's) floor."""
+    p = pmf_ops.normalized(p)
+    floor = config.min_probability
+    if exploration is not None:
+        if exploration.epsilon is not None:
+            p = pmf_ops.mixed_uniform(p, exploration.epsilon)
+        if exploration.min_probability is not None:
+            floor = exploration.min_probability
+    return pmf_ops.floored(p, floor)
+
+
+class _Candidates:
+    """Which candidates each position may take, as the slate fills."""
+
+    def __init__(self, x: FeatureSet, positions: int, rules: SlateRules) -> None:
+        ids = x.action_ids
+        where = {a: i for i, a in enumerate(ids)}
+        excluded = {where[a] for a in rules.exclude if a in where}
+        self.pinned: dict[int, int] = {}
+        for action_id, position in rules.pin.items():
+            if action_id not in where:
+                raise SlateRuleError(f"rules.pin: {action_id!r} is not among the actions offered")
+            if where[action_id] in excluded:
+                raise SlateRuleError(f"rules: {action_id!r} is both pinned and excluded")
+            if position > positions:
+                raise SlateRuleError(
+                    f"rules.pin: {action_id!r} pinned to position {position} of a slate of {positions}"
+                )
+            self.pinned[position] = where[action_id]
+        pinned = set(self.pinned.values())
+        self.free = [i for i in range(len(ids)) if i not in excluded and i not in pinned]
+        self.allowed = {
+            position: {where[a] for a in allowed if a in where}
+            for position, allowed in rules.allowed.items()
+        }
+        self.group = [rules.groups.get(a) for a in ids]
+        self.cap = {g: rules.cap(g) for g in set(self.group) if g is not None}
+        self.count: Counter[str] = Counter(
+            self.group[i] for i in pinned if self.group[i] is not None
+        )
+        self.taken: set[int] = set()
+
+    def take(self, i: int) -> None:
+        self.taken.add(i)
+        g = self.group[i]
+        if g is not None and i not in self.pinned.values():
+            self.count[g] += 1
+
+    def left(self) -> list[int]:
+        """Not yet in the slate (nor excluded, nor pinned)."""
+        return [i for i in self.free if i not in self.taken]
+
+    def feasible(self, position: int) -> list[int]:
+        allowed = self.allowed.get(position)
+        out = []
+        for i in self.left():
+            if allowed is not None and i not in allowed:
+                continue
+            g = self.group[i]
+            cap = self.cap.get(g) if g is not None else None
+            if cap is not None and self.count[g] >= cap:
+                continue
+            out.append(i)
+        return out
+
+
+class _CCBPmf:
+    """A `vw_ccb` policy's pmf at each position, from as few predictions as the draws allow."""
+
+    def __init__(self, policy: VWCCBPolicy, x: FeatureSet, slots: int) -> None:
+        self._policy, self._x, self._slots = policy, x, slots
+        self._chain: SlateChain | None = None
+        self._preds: list[list[tuple[int, float]]] = []
+        self._next = 0  # the prediction slot of the next unpinned position
+
+    def probabilities(self, feasible: list[int], left: list[int], slots_left: int) -> list[float]:
+        preds = self._preds
+        k = self._next
+        if k >= len(preds) or {i for i, _ in preds[k]} != set(feasible):
+            if self._chain is None:
+                self._chain = self._policy.chain(self._x, self._slots)
+            preds = self._preds = self._chain.predict(feasible, left, slots_left)
+            k = 0
+        self._next = k + 1
+        prob = dict(preds[k])
+        return [prob.get(i, 0.0) for i in feasible]
+
+
+def choose_slate(
+    config: AppConfig,
+    policy: Policy,
+    x: FeatureSet,
+    event_id: str,
+    positions: int,
+    rules: SlateRules,
+    exploration: ExplorationOverride | None = None,
+) -> list[PositionChoice]:
+    """The slate's positions, in order."""
+    cands = _Candidates(x, positions, rules)
+    unpinned = positions - len(cands.pinned)
+    if len(cands.free) < unpinned:
+        raise SlateRuleError(
+            f"{positions} positions but only {len(cands.free) + len(cands.pinned)} actions "
+            "are left after the rules' exclusions"
+        )
+    ccb = _CCBPmf(policy, x, unpinned) if isinstance(policy, VWCCBPolicy) else None
+    out: list[PositionChoice] = []
+    for position in range(1, positions + 1):
+        pinned = cands.pinned.get(position)
+        if pinned is not None:
+            cands.take(pinned)
+            out.append(PositionChoice(position, subset(x, [pinned]), [0], [1.0], pinned=True))
+            continue
+        feasible = cands.feasible(position)
+        if not feasible:
+            raise SlateRuleError(
+                f"position {position}: the rules leave no action for it "
+                "(allowed set, group caps and the positions above)"
+            )
+        seed = event_seed(config.seed, event_id, str(position))
+        xs = subset(x, feasible)
+        if ccb is not None:
+            slots_left = unpinned - len(out) + _pinned_above(cands, position)
+            raw = ccb.probabilities(feasible, cands.left(), slots_left)
+        else:
+            raw = policy.probabilities(xs, seed)
+        p = shaped(raw, config, exploration)
+        chosen = draw(p, seed)
+        cands.take(feasible[chosen])
+        out.append(PositionChoice(position, xs, pmf_ops.ranking_order(p, chosen), p))
+    return out
+
+
+def slate_ranking(choices: Sequence[PositionChoice]) -> list[RankedAction]:
+    """The slate, then the candidates the last drawn position left, by their probability there."""
+    ranking = [RankedAction(c.action_id, c.probability) for c in choices]
+    drawn = [c for c in choices if not c.pinned]
+    if drawn:
+        last = drawn[-1]
+        shown = {r.id for r in ranking}
+        ids, probs = last.features.action_ids, last.probabilities
+        ranking += [RankedAction(ids[i], probs[i]) for i in last.order if ids[i] not in shown]
+    return ranking
+
+
+def _pinned_above(cands: _Candidates, position: int) -> int:
+    return sum(1 for p in cands.pinned if p < position)

@@ -20,6 +20,7 @@ from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
 from .service import DecisionService
+from .slates import install_slate_routes
 
 JSON = "application/json"
 
@@ -96,6 +97,8 @@ def create_api(service: DecisionService) -> FastAPI:
         response = _json({"decisions": decisions})
         decide_batch_seconds.observe(time.perf_counter() - started)
         return response
+
+    install_slate_routes(api, service, authorize)
 
     @api.post("/v1/apps/{app}/rewards", **route_docs("rewards"))
     async def rewards(request: Request) -> Response:

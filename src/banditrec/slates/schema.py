@@ -67,3 +67,40 @@ class SlateDecision:
     ranking: list[RankedAction]
     model_version: int = 0
     mode: str = "online"
+
+
+def slate_request_body(
+    context: dict | None,
+    actions: list,
+    *,
+    positions: int | None = None,
+    rules: dict | None = None,
+    event_id: str | None = None,
+    exploration: dict | None = None,
+    deferred: bool = False,
+) -> dict:
+    """A slate request body, its event id fixed now (so retries are idempotent); an action
+    may be given as a bare id."""
+    body: dict = {"event_id": event_id or new_event_id(), "context": dict(context or {})}
+    body["actions"] = [{"id": a} if isinstance(a, str) else dict(a) for a in actions]
+    for key, value in (("positions", positions), ("rules", rules), ("exploration", exploration)):
+        if value is not None:
+            body[key] = value
+    if deferred:
+        body["deferred"] = True
+    return body
+
+
+def slate_from_json(d: dict) -> SlateDecision:
+    return SlateDecision(
+        event_id=d["event_id"],
+        slate=[
+            SlatePosition(
+                int(p["position"]), p["action_id"], float(p["probability"]), bool(p.get("pinned"))
+            )
+            for p in d["slate"]
+        ],
+        ranking=[RankedAction(r["id"], float(r["probability"])) for r in d.get("ranking") or []],
+        model_version=int(d.get("model_version", 0)),
+        mode=d.get("mode", "online"),
+    )

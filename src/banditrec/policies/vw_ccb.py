@@ -1,15 +1,15 @@
-"""Vowpal Wabbit `ccb_explore_adf`: slates as VW's conditional contextual bandit.
+"""Vowpal Wabbit `ccb_explore_adf`: slates learned by VW's conditional contextual bandit.
 
-One CCB prediction over all candidates and k slots chains VW's explorer down the
-positions: slot j's pmf is over the candidates left after VW's own pick for each slot
-above it (its first, highest-scored action). The engine draws each position itself (see
-slates/choose.py); while its draws follow VW's picks, slot j's pmf is exactly the pmf
-over the candidates left, and when a draw leaves VW's chain (exploration, or a rule) the
-same parsed example is predicted again with the slots relabelled to the candidates
-actually left — one parse per slate, never one per position.
+VW's CCB chains its explorer down the slots and samples each slot itself (with its own
+random state), so its chain follows VW's draws, not the engine's seeded ones. The engine
+therefore asks for one slot at a time, its included actions the candidates its own
+draws left (slates/scorers.py: one parse per slate); the log holds one record per
+position, and `slates.dsjson.ccb_line` gives VW the CCB DSJson it learns from here.
 
-Chosen over VW's `slates` reduction by measurement (BENCHMARKS.md, bench/bench_slates.py):
-`slates` needs each slot's own copy of the shared candidates, k × N action examples.
+The default slate policy is `vw` (`cb_explore_adf` on each position's candidates, what
+CCB reduces to when slots carry no features): by measurement it is several times
+cheaper per position than a CCB slot, and VW's `slates` reduction, which needs each
+slot's own copy of the shared candidates, costs more again (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -25,29 +25,6 @@ from ..features import FeatureSet, Interaction
 from ..slates.dsjson import ccb_example
 from .base import Policy
 
-_SLOT = vw.CCBExampleType.Slot
-
-
-class SlateChain:
-    """One parsed CCB example of a slate request: predict the slots' pmfs, as many times as
-    the engine's draws need, each over the candidates given."""
-
-    def __init__(self, policy: VWCCBPolicy, x: FeatureSet, slots: int) -> None:
-        self._workspace = policy.workspace
-        examples = policy._parser.parse_json(ccb_example(x.vw_json(), slots))
-        self._head = examples[:-slots]  # shared + the candidates
-        self._slots = examples[-slots:]
-
-    def predict(
-        self, first: list[int], rest: list[int], slots: int
-    ) -> list[list[tuple[int, float]]]:
-        """Per slot, (candidate index, probability), VW's pick first. The first slot may take
-        `first`, the following ones `rest` minus VW's picks above them."""
-        chosen = self._slots[:slots]
-        for i, ex in enumerate(chosen):
-            ex.set_label(vw.CCBLabel(_SLOT, explicit_included_actions=first if i == 0 else rest))
-        return self._workspace.predict_one([*self._head, *chosen])
-
 
 class VWCCBPolicy(Policy):
     kind = "vw_ccb"
@@ -61,17 +38,15 @@ class VWCCBPolicy(Policy):
         self._parser = vw.JsonFormatParser(self.workspace)
         self._dsjson = vw.DSJsonFormatParser(self.workspace)
 
-    def chain(self, x: FeatureSet, slots: int) -> SlateChain:
-        return SlateChain(self, x, slots)
-
     def pmf(self, x: FeatureSet, seed: int) -> np.ndarray:
         return np.array(self.probabilities(x, seed))
 
     def probabilities(self, x: FeatureSet, seed: int) -> list[float]:
-        """A single decision: the first slot's pmf over every candidate."""
-        everyone = list(range(len(x)))
+        """One slot's pmf over every candidate (a single decision, or one position)."""
         out = [0.0] * len(x)
-        for index, prob in self.chain(x, 1).predict(everyone, everyone, 1)[0]:
+        for index, prob in self.workspace.predict_one(
+            self._parser.parse_json(ccb_example(x.vw_json(), 1))
+        )[0]:
             out[index] = prob
         return out
 

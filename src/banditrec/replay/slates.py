@@ -24,6 +24,7 @@ Data quality per position: the effective sample size of the prefix weights,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from .summary import Estimate
 METHODS = ("independent", "cascade_ips", "cascade_dr", "slate_ips")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SlateLog:
     """(n_slates, k) arrays: logging and target conditional probabilities, rewards."""
 
@@ -51,22 +52,35 @@ class SlateLog:
             value = getattr(self, name)
             if value is not None and np.shape(value) != shape:
                 raise ValueError(f"{name} must have reward's shape {shape}; got {np.shape(value)}")
-        p = np.asarray(self.pscore)
-        if ((p <= 0) | (p > 1) | ~np.isfinite(p)).any():
+        # min/max: one pass each, and a NaN fails both comparisons
+        p = np.asarray(self.pscore, dtype=np.float64)
+        if p.size and not (p.min() > 0.0 and p.max() <= 1.0):
             raise ValueError("pscore must be in (0, 1] at every position")
-        t = np.asarray(self.target)
-        if ((t < 0) | (t > 1) | ~np.isfinite(t)).any():
+        t = np.asarray(self.target, dtype=np.float64)
+        if t.size and not (t.min() >= 0.0 and t.max() <= 1.0):
             raise ValueError("target probabilities must be in [0, 1] at every position")
-        if not np.isfinite(self.reward).all():
+        r = np.asarray(self.reward, dtype=np.float64)
+        if r.size and not np.isfinite(r.sum()):
             raise ValueError("reward must be finite at every position")
 
-    @property
+    @cached_property
     def weights(self) -> np.ndarray:
-        return np.asarray(self.target, dtype=np.float64) / self.pscore
+        """w_ij = π_ij / p_ij."""
+        return np.divide(self.target, self.pscore, dtype=np.float64)
 
-    @property
+    @cached_property
     def prefix_weights(self) -> np.ndarray:
+        """W_ij = Π_{l ≤ j} w_il."""
         return np.cumprod(self.weights, axis=1)
+
+    @cached_property
+    def quality(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per position: the effective sample size (Σ W)² / Σ W² and the largest W."""
+        big_w = self.prefix_weights
+        if not big_w.shape[0]:
+            return np.zeros(big_w.shape[1]), np.zeros(big_w.shape[1])
+        ess = big_w.sum(axis=0) ** 2 / np.maximum(np.einsum("ij,ij->j", big_w, big_w), 1e-300)
+        return ess, big_w.max(axis=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +104,12 @@ def per_slate_terms(log: SlateLog, method: str) -> np.ndarray:
     if method == "cascade_dr":
         q = np.zeros_like(r) if log.q_hat is None else log.q_hat
         v = np.zeros_like(r) if log.v_hat is None else log.v_hat
-        before = np.empty_like(big_w)
-        before[:, 0] = 1.0
-        before[:, 1:] = big_w[:, :-1]
-        return big_w * (r - q) + before * v
+        out = np.subtract(r, q)
+        out *= big_w
+        out[:, 0] += v[:, 0]
+        correction = np.multiply(big_w[:, :-1], v[:, 1:])
+        out[:, 1:] += correction
+        return out
     if method == "slate_ips":
         out = np.zeros_like(r)
         out[:, -1] = big_w[:, -1] * r.sum(axis=1)
@@ -104,16 +120,16 @@ def per_slate_terms(log: SlateLog, method: str) -> np.ndarray:
 def estimate_slates(log: SlateLog, method: str = "cascade_dr", alpha: float = 0.05) -> SlateReport:
     """The slate value under the target with a normal (1 − alpha) interval."""
     terms = per_slate_terms(log, method)
+    n = terms.shape[0]
+    per_position = terms.mean(axis=0) if n else np.full(terms.shape[1], np.nan)
     per_slate = terms.sum(axis=1)
-    n = per_slate.shape[0]
-    value = float(per_slate.mean()) if n else float("nan")
+    value = float(per_position.sum())
     stderr = float(per_slate.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
     low, high = normal_interval(value, stderr, alpha)
-    big_w = log.prefix_weights
-    ess = big_w.sum(axis=0) ** 2 / np.maximum((big_w**2).sum(axis=0), 1e-300)
+    ess, max_weight = log.quality
     return SlateReport(
         Estimate(value, stderr, low, high, method, "normal", n, alpha),
-        terms.mean(axis=0),
+        per_position,
         ess,
-        big_w.max(axis=0) if n else np.zeros(big_w.shape[1]),
+        max_weight,
     )

@@ -9,8 +9,8 @@ For position j (1-based) with candidates F_j:
 F_j = the offered actions, minus excluded and pinned ids, minus a_1 … a_{j−1}, within
 position j's allowed set, minus any group already at its cap (pinned ids count towards
 their group from the start). A pinned position takes its id with probability 1.
-A `vw_ccb` policy scores the candidates once per slate (policies/vw_ccb.py); any other
-policy is asked for its pmf over F_j, position by position.
+VW policies parse the request once and predict each position on the parsed examples
+(scorers.py).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from .. import pmf as pmf_ops
 from ..config import AppConfig
 from ..features import FeatureSet
 from ..policies import Policy
-from ..policies.vw_ccb import SlateChain, VWCCBPolicy
 from ..sampling import draw, event_seed
 from ..schema import ExplorationOverride, RankedAction
 from ..slate_config import SlateRules
+from .scorers import scorer, subset
 
 
 class SlateRuleError(ValueError):
@@ -50,13 +50,6 @@ class PositionChoice:
     @property
     def probability(self) -> float:
         return self.probabilities[self.order[0]]
-
-
-def subset(x: FeatureSet, indices: Sequence[int]) -> FeatureSet:
-    """The same context with only the candidates at `indices` (in that order)."""
-    return FeatureSet(
-        x.context, [x.actions[i] for i in indices], [x.action_ids[i] for i in indices]
-    )
 
 
 def shaped(
@@ -129,28 +122,6 @@ class _Candidates:
         return out
 
 
-class _CCBPmf:
-    """A `vw_ccb` policy's pmf at each position, from as few predictions as the draws allow."""
-
-    def __init__(self, policy: VWCCBPolicy, x: FeatureSet, slots: int) -> None:
-        self._policy, self._x, self._slots = policy, x, slots
-        self._chain: SlateChain | None = None
-        self._preds: list[list[tuple[int, float]]] = []
-        self._next = 0  # the prediction slot of the next unpinned position
-
-    def probabilities(self, feasible: list[int], left: list[int], slots_left: int) -> list[float]:
-        preds = self._preds
-        k = self._next
-        if k >= len(preds) or {i for i, _ in preds[k]} != set(feasible):
-            if self._chain is None:
-                self._chain = self._policy.chain(self._x, self._slots)
-            preds = self._preds = self._chain.predict(feasible, left, slots_left)
-            k = 0
-        self._next = k + 1
-        prob = dict(preds[k])
-        return [prob.get(i, 0.0) for i in feasible]
-
-
 def choose_slate(
     config: AppConfig,
     policy: Policy,
@@ -168,7 +139,7 @@ def choose_slate(
             f"{positions} positions but only {len(cands.free) + len(cands.pinned)} actions "
             "are left after the rules' exclusions"
         )
-    ccb = _CCBPmf(policy, x, unpinned) if isinstance(policy, VWCCBPolicy) else None
+    pmf_over = scorer(policy, x)
     out: list[PositionChoice] = []
     for position in range(1, positions + 1):
         pinned = cands.pinned.get(position)
@@ -183,16 +154,11 @@ def choose_slate(
                 "(allowed set, group caps and the positions above)"
             )
         seed = event_seed(config.seed, event_id, str(position))
-        xs = subset(x, feasible)
-        if ccb is not None:
-            slots_left = unpinned - len(out) + _pinned_above(cands, position)
-            raw = ccb.probabilities(feasible, cands.left(), slots_left)
-        else:
-            raw = policy.probabilities(xs, seed)
-        p = shaped(raw, config, exploration)
+        p = shaped(pmf_over(feasible, seed), config, exploration)
         chosen = draw(p, seed)
         cands.take(feasible[chosen])
-        out.append(PositionChoice(position, xs, pmf_ops.ranking_order(p, chosen), p))
+        order = pmf_ops.ranking_order(p, chosen)
+        out.append(PositionChoice(position, subset(x, feasible), order, p))
     return out
 
 
@@ -206,7 +172,3 @@ def slate_ranking(choices: Sequence[PositionChoice]) -> list[RankedAction]:
         ids, probs = last.features.action_ids, last.probabilities
         ranking += [RankedAction(ids[i], probs[i]) for i in last.order if ids[i] not in shown]
     return ranking
-
-
-def _pinned_above(cands: _Candidates, position: int) -> int:
-    return sum(1 for p in cands.pinned if p < position)

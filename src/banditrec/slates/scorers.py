@@ -30,9 +30,7 @@ _parse = getattr(_core, "_parse_line_json", None)
 def subset(x: FeatureSet, indices: Sequence[int]) -> FeatureSet:
     """The same context with only the candidates at `indices` (in that order); hashed
     matrices already built for `x` are sliced, not rebuilt (each row is one action's)."""
-    out = FeatureSet(
-        x.context, [x.actions[i] for i in indices], [x.action_ids[i] for i in indices]
-    )
+    out = FeatureSet(x.context, [x.actions[i] for i in indices], [x.action_ids[i] for i in indices])
     for dim, matrix in x._hashed.items():
         out._hashed[dim] = matrix[list(indices)]
     return out

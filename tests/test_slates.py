@@ -13,7 +13,7 @@ from banditrec.dsjson import set_reward
 from banditrec.policies.vw_ccb import VWCCBPolicy
 from banditrec.slates import SlateRequest, ccb_lines
 from banditrec.slates.choose import SlateRuleError, shaped, subset
-from banditrec.slates.decide import slate_features, slate_from_records
+from banditrec.slates.decide import exposure_shares, slate_features, slate_from_records
 
 N = 12
 ACTIONS = [
@@ -214,3 +214,50 @@ def test_a_vw_ccb_app_also_serves_single_decisions():
         {None: VWCCBPolicy.from_bytes(engine.config.policy, engine.policy.to_bytes())},
     )
     assert clone.decide_slate(slate("b")) == engine.decide_slate(slate("b"))
+
+
+PARTNER = {"item-0", "item-3"}  # never rewarded: a learned policy would bury them
+
+
+def floors_engine(**slate) -> DecisionEngine:
+    engine = ccb_engine(epsilon=0.02, kind="vw", slate=slate)
+    train(engine, 150)
+    return engine
+
+
+def test_exposure_floors_hold_in_every_logged_pmf_and_in_what_is_shown():
+    groups = {a: ("partner" if a in PARTNER else "other") for a in GROUP}
+    engine = floors_engine(exposure_floors={"partner": 0.25})
+    baseline = floors_engine()
+    shown, shown_before = [], []
+    for i in range(400):
+        request = slate(f"floor-{i}", rules={"groups": groups})
+        _, records = engine.decide_slate_logged(request)
+        for r in records:
+            ids = r["_banditrec"]["action_ids"]
+            partner_mass = sum(
+                p for a, p in zip(r["a"], r["p"], strict=True) if ids[a - 1] in PARTNER
+            )
+            if PARTNER & set(ids):
+                assert (
+                    partner_mass >= 0.25 * (1 - 0.001 * len(ids)) - 1e-9
+                )  # within the floor's mixing
+        shown += [p.action_id for p in engine.decide_slate(request).slate]
+        shown_before += [p.action_id for p in baseline.decide_slate(request).slate]
+    share = sum(a in PARTNER for a in shown) / len(shown)
+    before = sum(a in PARTNER for a in shown_before) / len(shown_before)
+    assert before < 0.1 and share == pytest.approx(0.25, abs=0.04)
+    assert set(exposure_shares(records)) <= {"partner", "other"}  # logged with each position
+
+
+def test_new_items_reach_their_cold_start_share_bounded_by_the_budget():
+    ages = {a: (60.0 if a in {"item-1", "item-4"} else 1e7) for a in GROUP}
+    engine = floors_engine(
+        cold_start={"max_age_seconds": 3600, "share": 0.5}, exploration_budget=0.2
+    )
+    shown = []
+    for i in range(400):
+        request = slate(f"new-{i}", rules={"item_age_seconds": ages})
+        shown += [p.action_id for p in engine.decide_slate(request).slate]
+    share = sum(a in {"item-1", "item-4"} for a in shown) / len(shown)
+    assert share == pytest.approx(0.2, abs=0.04)  # the share asked (0.5) capped by the budget

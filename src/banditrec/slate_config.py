@@ -29,6 +29,9 @@ class SlateRules(BaseModel):
         description="Position (1-based) → the only ids that position may take.",
     )
     groups: dict[str, str] = Field(default_factory=dict, description="Action id → its group.")
+    item_age_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Action id → its age, for the app's cold-start boost."
+    )
     max_per_group: int | dict[str, int] | None = Field(
         None, description="At most this many items of one group (or per group name) in a slate."
     )
@@ -73,6 +76,7 @@ class SlateRules(BaseModel):
             pin={**self.pin, **request.pin},
             allowed={**self.allowed, **request.allowed},
             groups={**self.groups, **request.groups},
+            item_age_seconds={**self.item_age_seconds, **request.item_age_seconds},
             max_per_group=cap,
         )
 
@@ -98,8 +102,19 @@ def _as_caps(v: int | dict[str, int] | None) -> dict[str, int]:
     return {"*": v} if isinstance(v, int) else dict(v)
 
 
+class ColdStart(BaseModel):
+    """A boost for new items: those younger than `max_age_seconds` (ages come with the
+    request, `rules.item_age_seconds`) get at least `share` of each position's probability,
+    as an exposure floor of the group "new"; `share` is capped by the exploration budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_seconds: float = Field(86_400.0, gt=0.0)
+    share: float = Field(0.1, ge=0.0, le=1.0)
+
+
 class SlateConfig(BaseModel):
-    """An app's slate settings: how many positions by default, and its standing rules."""
+    """An app's slate settings: positions by default, standing rules, exposure floors."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,3 +122,32 @@ class SlateConfig(BaseModel):
         5, ge=1, le=256, description="Positions of a slate when a request says none."
     )
     rules: SlateRules = Field(default_factory=SlateRules)
+    exposure_floors: dict[str, float] = Field(
+        default_factory=dict,
+        description="Group → the least share of each position's probability its items get "
+        "(when the position has any), e.g. {'new-creators': 0.1}.",
+    )
+    cold_start: ColdStart | None = None
+    exploration_budget: float = Field(
+        0.2, ge=0.0, le=1.0, description="Most probability the cold-start boost moves per position."
+    )
+
+    @field_validator("exposure_floors")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(not 0.0 <= f <= 1.0 for f in v.values()):
+            raise ValueError(f"exposure_floors are shares in [0, 1], got {v}")
+        if sum(v.values()) > 1.0:
+            raise ValueError(f"exposure_floors add up to more than 1: {v}")
+        return v
+
+    def floors(self) -> dict[str, float]:
+        """The exposure floors, with the cold-start group ("new") at its share capped by
+        the exploration budget (the most probability the boost moves at a position)."""
+        floors = dict(self.exposure_floors)
+        if self.cold_start is not None and self.cold_start.share > 0.0:
+            floors[NEW_GROUP] = min(self.cold_start.share, self.exploration_budget)
+        return floors
+
+
+NEW_GROUP = "new"  # the cold-start boost's group

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import FastAPI, Request
+from prometheus_client import Counter
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from ..engine import UnknownSlotError
+from ..schema import META_KEY
 from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest
@@ -59,7 +61,25 @@ async def decide_slate(service: DecisionService, app: str, body: bytes) -> Slate
         return slate_from_records(stored)
     top = decision.slate[0].probability if decision.slate else 1.0
     service.metrics.observe_decision(app, decision.mode, top)
+    _count_exposure(service, app, records)
     return decision
+
+
+def _count_exposure(service: DecisionService, app: str, records: list) -> None:
+    """Positions shown per exposure group (`banditrec_slate_exposure`), for the floors."""
+    counter = _EXPOSURE.get(id(service.metrics))
+    if counter is None:
+        counter = _EXPOSURE[id(service.metrics)] = Counter(
+            "banditrec_slate_exposure",
+            "Slate positions shown, by exposure group ('' when the item has none).",
+            ["app", "group"],
+            registry=service.metrics.registry,
+        )
+    for record in records:
+        counter.labels(app, record[META_KEY].get("group") or "").inc()
+
+
+_EXPOSURE: dict[int, Counter] = {}
 
 
 def install_slate_routes(

@@ -25,7 +25,7 @@ from ..features import FeatureSet
 from ..policies import Policy
 from ..sampling import draw, event_seed
 from ..schema import ExplorationOverride, RankedAction
-from ..slate_config import SlateRules
+from ..slate_config import NEW_GROUP, SlateConfig, SlateRules
 from .scorers import scorer, subset
 
 
@@ -42,6 +42,7 @@ class PositionChoice:
     order: list[int]
     probabilities: list[float]
     pinned: bool = False
+    group: str | None = None  # the shown item's exposure group, when floors are set
 
     @property
     def action_id(self) -> str:
@@ -53,10 +54,15 @@ class PositionChoice:
 
 
 def shaped(
-    p: list[float], config: AppConfig, exploration: ExplorationOverride | None
+    p: list[float],
+    config: AppConfig,
+    exploration: ExplorationOverride | None,
+    floors: dict[str, float] | None = None,
+    groups: Sequence[str | None] | None = None,
 ) -> list[float]:
     """The engine's shaping of a policy's pmf (engine.DecisionEngine.pmf): normalize, the
-    request's extra exploration, the app's (or the request's) floor."""
+    request's extra exploration, then the slate's exposure floors (`with_floors`), then the
+    app's (or the request's) floor on every probability."""
     p = pmf_ops.normalized(p)
     floor = config.min_probability
     if exploration is not None:
@@ -64,7 +70,22 @@ def shaped(
             p = pmf_ops.mixed_uniform(p, exploration.epsilon)
         if exploration.min_probability is not None:
             floor = exploration.min_probability
+    if floors and groups is not None:
+        p = with_floors(p, groups, floors)
     return pmf_ops.floored(p, floor)
+
+
+def _floor_groups(x: FeatureSet, rules: SlateRules, slate: SlateConfig | None) -> list[str | None]:
+    """Each candidate's group for the exposure floors: "new" when younger than the
+    cold-start age, else its group in the rules."""
+    young = slate.cold_start.max_age_seconds if slate and slate.cold_start else None
+    ages = rules.item_age_seconds
+    out: list[str | None] = []
+    for a in x.action_ids:
+        age = ages.get(a)
+        is_new = young is not None and age is not None and age < young
+        out.append(NEW_GROUP if is_new else rules.groups.get(a))
+    return out
 
 
 class _Candidates:
@@ -130,9 +151,12 @@ def choose_slate(
     positions: int,
     rules: SlateRules,
     exploration: ExplorationOverride | None = None,
+    slate: SlateConfig | None = None,
 ) -> list[PositionChoice]:
     """The slate's positions, in order."""
     cands = _Candidates(x, positions, rules)
+    floors = slate.floors() if slate is not None else {}
+    floor_group = _floor_groups(x, rules, slate) if floors else []
     unpinned = positions - len(cands.pinned)
     if len(cands.free) < unpinned:
         raise SlateRuleError(
@@ -145,7 +169,10 @@ def choose_slate(
         pinned = cands.pinned.get(position)
         if pinned is not None:
             cands.take(pinned)
-            out.append(PositionChoice(position, subset(x, [pinned]), [0], [1.0], pinned=True))
+            group = floor_group[pinned] if floors else None
+            out.append(
+                PositionChoice(position, subset(x, [pinned]), [0], [1.0], pinned=True, group=group)
+            )
             continue
         feasible = cands.feasible(position)
         if not feasible:
@@ -154,11 +181,18 @@ def choose_slate(
                 "(allowed set, group caps and the positions above)"
             )
         seed = event_seed(config.seed, event_id, str(position))
-        p = shaped(pmf_over(feasible, seed), config, exploration)
+        p = shaped(
+            pmf_over(feasible, seed),
+            config,
+            exploration,
+            floors,
+            [floor_group[i] for i in feasible] if floors else None,
+        )
         chosen = draw(p, seed)
         cands.take(feasible[chosen])
         order = pmf_ops.ranking_order(p, chosen)
-        out.append(PositionChoice(position, subset(x, feasible), order, p))
+        group = floor_group[feasible[chosen]] if floors else None
+        out.append(PositionChoice(position, subset(x, feasible), order, p, group=group))
     return out
 
 
@@ -172,3 +206,41 @@ def slate_ranking(choices: Sequence[PositionChoice]) -> list[RankedAction]:
         ids, probs = last.features.action_ids, last.probabilities
         ranking += [RankedAction(ids[i], probs[i]) for i in last.order if ids[i] not in shown]
     return ranking
+
+
+def with_floors(
+    p: list[float], groups: Sequence[str | None], floors: dict[str, float]
+) -> list[float]:
+    """The least mixing of p with uniform-within-group pmfs that gives every group g with
+    candidates at least floors[g] of the mass:
+
+        p' = (1 − Λ) p + Σ_g λ_g u_g,   λ_g = max(0, f_g − (1 − Λ) m_g),   Λ = Σ_g λ_g
+
+    (m_g: g's mass under p, u_g: uniform over g's candidates), Λ found by fixed-point
+    iteration (Λ only grows; Σ f_g ≤ 1 is validated). A group at its floor already moves
+    nothing; the order of the rest is kept within each group.
+    """
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        if g is not None and g in floors:
+            members.setdefault(g, []).append(i)
+    if not members:
+        return p
+    mass = {g: sum(p[i] for i in idx) for g, idx in members.items()}
+    lam: dict[str, float] = dict.fromkeys(members, 0.0)
+    total = 0.0
+    for _ in range(50):
+        lam = {g: max(0.0, floors[g] - (1.0 - total) * mass[g]) for g in members}
+        new_total = sum(lam.values())
+        if abs(new_total - total) < 1e-12:
+            break
+        total = min(new_total, 1.0)
+    if total <= 0.0:
+        return p
+    out = [(1.0 - total) * v for v in p]
+    for g, idx in members.items():
+        share = lam[g] / len(idx)
+        for i in idx:
+            out[i] += share
+    norm = sum(out)
+    return [v / norm for v in out]

@@ -36,7 +36,9 @@ def draw_slate(config: AppConfig, policy: Policy, request: SlateRequest) -> list
     positions = request.positions or min(slate.positions, len(request.actions))
     x = slate_features(request, getattr(config.policy, "action_id_feature", True))
     rules = slate.rules.merged(request.rules)
-    return choose_slate(config, policy, x, request.event_id, positions, rules, request.exploration)
+    return choose_slate(
+        config, policy, x, request.event_id, positions, rules, request.exploration, slate
+    )
 
 
 def slate_decision(
@@ -77,8 +79,22 @@ def position_records(
         meta["positions"] = len(choices)
         if c.pinned:
             meta["pinned"] = True
+        if c.group is not None:
+            meta["group"] = c.group
         records.append(record)
     return records
+
+
+def exposure_shares(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per exposure group, its share of the positions shown in these position records."""
+    groups = [r[META_KEY].get("group") for r in records if r[META_KEY].get(POSITION_KEY)]
+    if not groups:
+        return {}
+    counts: dict[str, int] = {}
+    for g in groups:
+        if g is not None:
+            counts[g] = counts.get(g, 0) + 1
+    return {g: n / len(groups) for g, n in sorted(counts.items())}
 
 
 def slate_from_records(records: Sequence[dict[str, Any]]) -> SlateDecision:

@@ -24,7 +24,11 @@ def feed(banditrec_service: ServiceUnderTest) -> Iterator[httpx.Client]:
         AppConfig(
             name=APP,
             policy={"kind": "vw_ccb"},
-            slate={"positions": 3, "rules": {"exclude": ["post-7"]}},
+            slate={
+                "positions": 3,
+                "rules": {"exclude": ["post-7"], "groups": {"post-1": "partner"}},
+                "exposure_floors": {"partner": 0.2},
+            },
         )
     )
     with httpx.Client(
@@ -60,6 +64,8 @@ def test_a_slate_is_logged_per_position_before_the_answer(feed, banditrec_servic
     assert one.json()["outcome"] == "accepted"
     every = feed.post(f"/v1/apps/{APP}/rewards", json={"event_id": "s1", "value": 0.5})
     assert every.json()["outcome"] == "accepted"
+    metrics = feed.get("/metrics").text
+    assert f'banditrec_slate_exposure_total{{app="{APP}"' in metrics
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -97,3 +98,40 @@ def test_the_client_decides_slates(feed, banditrec_service):
         d = c.decide_slate({"user": {"a": 2}}, ACTIONS, positions=4, event_id="client-1")
         assert [p.position for p in d.slate] == [1, 2, 3, 4]
         assert c.decide_slate({"user": {"a": 2}}, ACTIONS, positions=4, event_id="client-1") == d
+
+
+@pytest.mark.parametrize("kind", ["vw", "vw_ccb"])
+def test_the_learner_learns_a_slate_app_from_redis_per_position(event_log, app_name, kind):
+    """Logged through Redis, rewarded per position, joined, learned by the app's learner,
+    published and swapped into the serving engine: the rewarded post rises to the top."""
+    from banditrec import DecisionEngine, Reward
+    from banditrec.learner import Learner, ModelWatcher
+    from banditrec.slates import SlateRequest
+
+    config = AppConfig(
+        name=app_name, policy={"kind": kind}, reward={"wait_seconds": 0.0}, min_probability=0.0
+    )
+    event_log.put_config(config)
+    serving = DecisionEngine(config)
+    watcher = ModelWatcher(event_log, app_name, serving)
+    learner = Learner(event_log, app_name)
+    for t in range(150):
+        request = SlateRequest(event_id=f"e{t}", actions=ACTIONS, positions=2)
+        decision, records = serving.decide_slate_logged(request)
+        event_log.log_decisions(app_name, records)
+        rewards = [
+            Reward(event_id=f"e{t}", value=float(p.action_id == "post-4"), slot=str(p.position))
+            for p in decision.slate
+        ]
+        event_log.add_rewards(app_name, rewards)
+    event_log.join_due(app_name, now=time.time() + 1)
+    assert learner.learn_available() == 300  # two positions per slate
+    learner.publish()
+    assert watcher.poll() is True
+    top = [
+        serving.decide_slate(SlateRequest(event_id=f"a{i}", actions=ACTIONS, positions=2))
+        .slate[0]
+        .action_id
+        for i in range(20)
+    ]
+    assert top.count("post-4") >= 16

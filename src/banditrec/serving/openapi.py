@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..config import AppConfig
 from ..schema import Decision, DecisionRequest, Reward
+from ..slates.schema import SlateDecision, SlateRequest
 from .errors import ErrorBody
 
 JSON = "application/json"
@@ -104,6 +105,7 @@ _REQUESTS: dict[str, Any] = {
     "Reward": Reward,
     "RewardBatch": RewardBatch,
     "AppPatch": AppPatch,
+    "SlateRequest": SlateRequest,
 }
 _RESPONSES: dict[str, Any] = {
     "Decision": Decision,
@@ -115,6 +117,7 @@ _RESPONSES: dict[str, Any] = {
     "AppInfo": AppInfo,
     "Health": Health,
     "ErrorBody": ErrorBody,
+    "SlateDecision": SlateDecision,
 }
 
 
@@ -158,6 +161,17 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "errors": (400, 401, 403, 404, 413, 422, 503),
         "description": "Logged before the answer. The same event id answers with the decision "
         "logged the first time, so retries are safe.",
+    },
+    "decide_slate": {
+        "app_param": True,
+        "summary": "Decide a slate: k of the N actions offered, ranked under rules",
+        "body": _ref("SlateRequest"),
+        "ok": _ref("SlateDecision"),
+        "errors": (400, 401, 403, 404, 413, 422, 503),
+        "description": "Each position's probability is conditional on the positions above. "
+        'Rewards per position: `slot` = the position ("1", "2", …); without `slot`, a reward '
+        "counts for every position. Logged before the answer; a repeated event id answers "
+        "with the slate logged the first time. See docs/slates.md.",
     },
     "decide_batch": {
         "app_param": True,

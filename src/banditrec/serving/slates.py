@@ -23,20 +23,10 @@ from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest
 from .errors import ApiError, invalid
+from .openapi import route_docs
 
 if TYPE_CHECKING:
     from .service import DecisionService
-
-_DOCS = {
-    "summary": "Decide a slate",
-    "description": (
-        "Rank `positions` of the offered `actions` under `rules` (exclude, pin, allowed sets "
-        "per position, at most m per group). Each position's probability is conditional on "
-        'the positions above. Rewards per position: `slot` = the position ("1", "2", …); '
-        "without `slot`, a reward counts for every position. See docs/slates.md."
-    ),
-    "operation_id": "decide_slate",
-}
 
 
 async def decide_slate(service: DecisionService, app: str, body: bytes) -> SlateDecision:
@@ -88,11 +78,12 @@ def install_slate_routes(
     latency = service.metrics.latency.labels("decide_slate")
     limit = service.http.max_body_bytes
 
-    @api.post("/v1/apps/{app}/slates", **_DOCS)
-    async def slate(app: str, request: Request) -> Response:
+    @api.post("/v1/apps/{app}/slates", **route_docs("decide_slate"))
+    async def slate(request: Request) -> Response:
         from .app import read_body
 
         started = time.perf_counter()
+        app = request.path_params["app"]
         authorize(request, app, "decide")
         decision = await service.decide_slate(app, await read_body(request, limit))
         response = Response(orjson.dumps(decision), media_type="application/json")

@@ -199,8 +199,9 @@ class VWPolicyConfig(_Strict):
 class VWCCBPolicyConfig(VWPolicyConfig):
     """Vowpal Wabbit `ccb_explore_adf`: slates learned as VW's conditional contextual bandit.
 
-    The same knobs as `vw`; VW chains its explorer down the positions, each position
-    over the candidates the positions above left (see policies/vw_ccb.py).
+    The same knobs as `vw` (its `vw_args`, with VW's CCB reduction in place of
+    `--cb_explore_adf`); each position of a slate is one CCB slot over the candidates the
+    positions above left (see policies/vw_ccb.py and docs/slates.md).
     """
 
     kind: Literal["vw_ccb"] = "vw_ccb"  # type: ignore[assignment]

@@ -351,7 +351,10 @@ class AppConfig(_Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     limits: Limits = Field(default_factory=Limits)
     slate: SlateConfig | None = Field(
-        None, description="Slate (ranked list) settings: default positions and standing rules."
+        None,
+        description="Slate (ranked list) settings: default positions and standing rules.",
+        # Unset, it is left out of dumps: a stored config reads the same on any version.
+        exclude_if=lambda v: v is None,
     )
 
     @model_validator(mode="after")

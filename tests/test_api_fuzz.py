@@ -29,6 +29,7 @@ CHECKS = [
 OPERATIONS = [
     ("POST", "/v1/apps/{app}/decisions"),
     ("POST", "/v1/apps/{app}/decisions:batch"),
+    ("POST", "/v1/apps/{app}/slates"),
     ("POST", "/v1/apps/{app}/rewards"),
     ("POST", "/v1/apps/{app}/events/{event_id}/activate"),
     ("GET", "/v1/apps"),

@@ -25,6 +25,7 @@ import httpx
 import orjson
 
 from .schema import Decision, RankedAction, SlotDecision, new_event_id
+from .slates.schema import SlateDecision, slate_from_json, slate_request_body
 
 ENV_KEY = "BANDITREC_API_KEY"
 ENV_URL = "BANDITREC_URL"
@@ -234,6 +235,18 @@ class Client(_Base):
         out = self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
         return [decision_from_json(d) for d in out["decisions"]]
 
+    def decide_slate(
+        self,
+        context: Mapping[str, Any] | None,
+        actions: Sequence[Any],
+        *,
+        app: str | None = None,
+        **options: Any,
+    ) -> SlateDecision:
+        """A slate: `positions`, `rules`, `event_id`, `exploration`, `deferred` as options."""
+        body = slate_request_body(dict(context or {}), list(actions), **options)
+        return slate_from_json(self.request("POST", f"/v1/apps/{self._app(app)}/slates", body))
+
     def reward(
         self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
     ) -> str:
@@ -328,6 +341,19 @@ class AsyncClient(_Base):
         body = {"requests": [_with_event_id(r) for r in requests]}
         out = await self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
         return [decision_from_json(d) for d in out["decisions"]]
+
+    async def decide_slate(
+        self,
+        context: Mapping[str, Any] | None,
+        actions: Sequence[Any],
+        *,
+        app: str | None = None,
+        **options: Any,
+    ) -> SlateDecision:
+        body = slate_request_body(dict(context or {}), list(actions), **options)
+        return slate_from_json(
+            await self.request("POST", f"/v1/apps/{self._app(app)}/slates", body)
+        )
 
     async def reward(
         self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .costs import UNIT, CostScale
+from .slate_config import SlateConfig
 
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -223,6 +224,20 @@ class VWPolicyConfig(_Strict):
         return CostScale(*self.reward_range)
 
 
+class VWCCBPolicyConfig(VWPolicyConfig):
+    """Vowpal Wabbit `ccb_explore_adf`: slates learned as VW's conditional contextual bandit.
+
+    The same knobs as `vw` (its `vw_args`, with VW's CCB reduction in place of
+    `--cb_explore_adf`); each position of a slate is one CCB slot over the candidates the
+    positions above left (see policies/vw_ccb.py and docs/slates.md).
+    """
+
+    kind: Literal["vw_ccb"] = "vw_ccb"  # type: ignore[assignment]
+
+    def vw_args(self) -> list[str]:
+        return ["--ccb_explore_adf" if a == "--cb_explore_adf" else a for a in super().vw_args()]
+
+
 # --- numpy linear policies ------------------------------------------------------------
 
 
@@ -306,6 +321,7 @@ class RLPolicyConfig(_Strict):
 
 PolicyConfig = Annotated[
     VWPolicyConfig
+    | VWCCBPolicyConfig
     | LinUCBConfig
     | LinTSConfig
     | EpsilonGreedyMABConfig
@@ -406,6 +422,12 @@ class AppConfig(_Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     limits: Limits = Field(default_factory=Limits)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    slate: SlateConfig | None = Field(
+        None,
+        description="Slate (ranked list) settings: default positions and standing rules.",
+        # Unset, it is left out of dumps: a stored config reads the same on any version.
+        exclude_if=lambda v: v is None,
+    )
 
     @model_validator(mode="after")
     def _unique_slots(self) -> AppConfig:

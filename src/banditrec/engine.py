@@ -33,6 +33,9 @@ from .schema import (
     RankedAction,
     SlotDecision,
 )
+from .slates import decide as slate_ops
+from .slates.dsjson import position_of
+from .slates.schema import SlateDecision, SlateRequest
 
 SINGLE = ""  # model key of a single-slot app's policy
 
@@ -289,6 +292,37 @@ class DecisionEngine:
             decision = explained(decision, served, choices)
         return decision, records
 
+    # --- slates (slates/): k of N candidates ranked, one draw per position ------------
+
+    def decide_slate(self, request: SlateRequest) -> SlateDecision:
+        return self.decide_slate_logged(request)[0]
+
+    def decide_slate_logged(
+        self,
+        request: SlateRequest,
+        *,
+        now: float | None = None,
+        serialized_features: bool = False,
+    ) -> tuple[SlateDecision, list[dict[str, Any]]]:
+        """The slate and its log records, one per position (slot "1" … "k")."""
+        served = self._served
+        cfg = served.config
+        if cfg.slots is not None:
+            raise UnknownSlotError(None, [s.name for s in cfg.slots])
+        policy = served.policies[None] if cfg.mode == "online" else _DEFAULT_ACTION
+        choices = slate_ops.draw_slate(cfg, policy, request)
+        records = slate_ops.position_records(
+            cfg,
+            request,
+            choices,
+            version=served.version,
+            policy_name=served.policy_names[None],
+            now=now,
+            serialized_features=serialized_features,
+        )
+        decision = slate_ops.slate_decision(request.event_id, choices, served.version, cfg.mode)
+        return decision, records
+
     # --- learning path ------------------------------------------------------------
 
     def learn(self, event: Interaction | LoggedEvent | Mapping[str, Any]) -> bool:
@@ -300,6 +334,8 @@ class DecisionEngine:
         if it is None:
             return False
         policy = served.policies.get(it.slot)
+        if policy is None and position_of(event) is not None:  # a slate's position
+            policy = served.policies.get(None)
         if policy is None:
             raise UnknownSlotError(it.slot, [s for s in served.policies if s is not None])
         policy.learn(it)
@@ -318,7 +354,7 @@ def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
     if a.kind != b.kind:
         return False
     # A VW model's hashing and reductions depend on these; changing them needs a new model.
-    if a.kind == "vw":
+    if a.kind in ("vw", "vw_ccb"):
         return (a.bits, a.cb_type, a.interactions, a.explorer.type) == (
             b.bits,
             b.cb_type,
@@ -331,8 +367,8 @@ def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
 
 
 def _policy_name(pol: PolicyConfig) -> str:
-    if pol.kind == "vw":
-        return f"vw:{pol.explorer.type}"
+    if pol.kind in ("vw", "vw_ccb"):
+        return f"{pol.kind}:{pol.explorer.type}"
     return pol.kind
 
 

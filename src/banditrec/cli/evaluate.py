@@ -26,7 +26,9 @@ from ..replay.estimators import ESTIMATORS
 from ..replay.importers import from_obp, from_table
 from ..replay.intervals import INTERVALS
 from ..replay.readers import LogFormatError, read_dsjson
+from ..replay.slate_replay import is_slate_log
 from .app import app
+from .evaluate_slates import evaluate_slate_log
 
 _NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$", re.DOTALL)
 
@@ -193,7 +195,23 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Seed of cross-fitting folds and bootstrap.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Estimate, with intervals, what each --policy would have earned on the logged traffic."""
+    """Estimate, with intervals, what each --policy would have earned on the logged traffic.
+
+    On a slate log (docs/slates.md) the estimators are cascade_ips, cascade_dr,
+    independent and slate_ips."""
+    if log.is_file() and is_slate_log(log):
+        slate_candidates = [
+            (c.name, c.config) for c in _unique_names([parse_policy(p) for p in policy])
+        ]
+        return evaluate_slate_log(
+            log,
+            slate_candidates,
+            estimator,
+            learn=learn,
+            alpha=alpha,
+            limit=limit,
+            json_out=json_out,
+        )
     methods = estimator or ["ips", "snips", "dr"]
     unknown = [m for m in methods if m not in ESTIMATORS]
     if unknown:

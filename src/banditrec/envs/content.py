@@ -104,6 +104,7 @@ class ContentEnv(BanditEnv):
         )
         self._long = rng.random(p.pool_size) < 0.3
         self._next_serial = p.pool_size
+        self._arrived: dict[int, int] = {}  # serial → the step a new item arrived
         self._oldest = 0
         self._t = 0
         self._next_arrival = rng.exponential(p.arrival_every) if p.arrival_every > 0 else np.inf
@@ -112,6 +113,7 @@ class ContentEnv(BanditEnv):
         """A new item replaces the oldest one in the pool."""
         p = self.params
         slot = self._oldest
+        self._arrived.pop(int(self._item_serial[slot]), None)
         self._item_serial[slot] = self._next_serial
         self._topic[slot] = rng.integers(p.n_topics)
         self._quality[slot] = rng.standard_normal()
@@ -119,6 +121,7 @@ class ContentEnv(BanditEnv):
             self._quality[slot] + p.quality_signal_noise * rng.standard_normal()
         )
         self._long[slot] = rng.random() < 0.3
+        self._arrived[self._next_serial] = self._t
         self._next_serial += 1
         self._oldest = (slot + 1) % p.pool_size
 
@@ -190,7 +193,8 @@ class ContentEnv(BanditEnv):
         batch = self._require_reset()
         order = self._check_order(action)
         p = batch.success_prob[0][order] * self.position_bias[: len(order)]
-        reward = float(np.sum(self._rewards_rng.random(len(order)) < p))
+        clicks = self._rewards_rng.random(len(order)) < p
+        reward = float(np.sum(clicks))
         q_slate = float(np.sum(p))
         q_best = float(
             np.sum(
@@ -200,8 +204,32 @@ class ContentEnv(BanditEnv):
         )
         self._current = self._next_context(self._contexts_rng)
         info = self._info(self._current)
-        info["taken"] = {"expected_reward": q_slate, "regret": q_best - q_slate}
+        info["taken"] = {
+            "expected_reward": q_slate,
+            "regret": q_best - q_slate,
+            "clicks": clicks.astype(float).tolist(),  # per position, top first
+        }
         return self._current.observation(0), reward, False, False, info
+
+    def candidate_groups(self, n_groups: int) -> list[str]:
+        """The current candidates' creators (item serial mod `n_groups`): item groups for
+        slates' rules and exposure floors."""
+        serial = self._item_serial_of_current()
+        return [f"creator-{s % n_groups}" for s in serial]
+
+    def candidate_ages(self) -> list[float]:
+        """Steps since each current candidate arrived (the first pool's items: since step 0)."""
+        serial = self._item_serial_of_current()
+        pool = self.params.pool_size
+        return [
+            float(self._t - self._arrived.get(s, 0)) if s >= pool else float(self._t)
+            for s in serial
+        ]
+
+    def _item_serial_of_current(self) -> list[int]:
+        view = self._require_reset().describe
+        _, actions = view(0)
+        return [int(a["id"].split("-")[1]) for a in actions]
 
     def _check_order(self, order: Sequence[int]) -> np.ndarray:
         k = self.params.n_candidates

@@ -9,11 +9,13 @@ from .linear import LinTSPolicy, LinUCBPolicy
 from .mab import UCB1, EpsilonGreedyMAB, Thompson
 from .rl import RLPolicy  # torch and RLlib load only when a module is loaded
 from .vw import VWPolicy
+from .vw_ccb import VWCCBPolicy
 
 POLICY_CLASSES: dict[str, type[Policy]] = {
     cls.kind: cls
     for cls in (
         VWPolicy,
+        VWCCBPolicy,
         LinUCBPolicy,
         LinTSPolicy,
         EpsilonGreedyMAB,
@@ -47,6 +49,7 @@ __all__ = [
     "RLPolicy",
     "Thompson",
     "UniformPolicy",
+    "VWCCBPolicy",
     "VWPolicy",
     "load_policy",
     "make_policy",

@@ -24,6 +24,7 @@ from .openapi import install_openapi, route_docs
 from .personalizer import install_personalizer
 from .privacy_routes import install_privacy_routes
 from .service import DecisionService
+from .slates import install_slate_routes
 
 JSON = "application/json"
 
@@ -105,6 +106,8 @@ def create_api(service: DecisionService) -> FastAPI:
         response = _json({"decisions": decisions})
         decide_batch_seconds.observe(time.perf_counter() - started)
         return response
+
+    install_slate_routes(api, service, authorize)
 
     @api.post("/v1/apps/{app}/rewards", **route_docs("rewards"))
     async def rewards(request: Request) -> Response:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ..config import AppConfig
 from ..schema import Decision, DecisionRequest, Reward
 from .discovery import DiscoveryRequest
+from ..slates.schema import SlateDecision, SlateRequest
 from .errors import ErrorBody
 
 JSON = "application/json"
@@ -144,6 +145,7 @@ _REQUESTS: dict[str, Any] = {
     "RewardBatch": RewardBatch,
     "AppPatch": AppPatch,
     "DiscoveryRequest": DiscoveryRequest,
+    "SlateRequest": SlateRequest,
 }
 _RESPONSES: dict[str, Any] = {
     "Decision": Decision,
@@ -157,6 +159,7 @@ _RESPONSES: dict[str, Any] = {
     "Health": Health,
     "DiscoveryResult": DiscoveryResult,
     "ErrorBody": ErrorBody,
+    "SlateDecision": SlateDecision,
 }
 
 
@@ -200,6 +203,17 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "errors": (400, 401, 403, 404, 413, 422, 503),
         "description": "Logged before the answer. The same event id answers with the decision "
         "logged the first time, so retries are safe.",
+    },
+    "decide_slate": {
+        "app_param": True,
+        "summary": "Decide a slate: k of the N actions offered, ranked under rules",
+        "body": _ref("SlateRequest"),
+        "ok": _ref("SlateDecision"),
+        "errors": (400, 401, 403, 404, 413, 422, 503),
+        "description": "Each position's probability is conditional on the positions above. "
+        'Rewards per position: `slot` = the position ("1", "2", …); without `slot`, a reward '
+        "counts for every position. Logged before the answer; a repeated event id answers "
+        "with the slate logged the first time. See docs/slates.md.",
     },
     "decide_batch": {
         "app_param": True,

@@ -34,6 +34,7 @@ from ..privacy.keys import PseudonymKeys
 from ..privacy.retention import apply_retention
 from ..schema import Decision, DecisionRequest, Reward
 from .audit import record_action
+from ..slates.schema import SlateDecision
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
 from .errors import ApiError, invalid
@@ -41,6 +42,7 @@ from .metrics import ServiceMetrics
 from .online import lags, online_reward
 from .patch import ROLLBACK_FIELD, patched_config
 from .settings import HttpLimits, ServiceSettings
+from .slates import decide_slate
 from .writer import DecisionWriter
 
 log = logging.getLogger("banditrec.serving")
@@ -316,6 +318,10 @@ class DecisionService:
             out.append(self._answered(app, decision, stored[start:end]))
             start = end
         return out
+
+    async def decide_slate(self, app: str, body: bytes) -> SlateDecision:
+        """A slate (serving/slates.py): k of the N actions offered, ranked."""
+        return await decide_slate(self, app, body)
 
     # --- rewards ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
+from .reports import install_reports
 from .service import DecisionService
 
 JSON = "application/json"
@@ -66,6 +67,7 @@ def create_api(service: DecisionService) -> FastAPI:
 
     install_error_handlers(api, on_error)
     install_openapi(api)
+    install_reports(api, service)  # the online report and the dashboard page
 
     def credential(request: Request) -> str | None:
         headers = request.headers
@@ -135,6 +137,6 @@ def create_api(service: DecisionService) -> FastAPI:
 
     @api.get("/metrics", **route_docs("metrics"))
     async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await service.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -9,6 +9,7 @@ state is one object), and refreshes the metrics that come from Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -30,6 +31,7 @@ from ..eventlog.errors import (
     UnknownAppError,
 )
 from ..learner import ModelWatcher
+from ..reporting.prometheus import ClusterMetrics
 from ..schema import Decision, DecisionRequest, Reward
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
@@ -96,6 +98,7 @@ class DecisionService:
         self.log = log
         self.http: HttpLimits = settings.http
         self.metrics = ServiceMetrics()
+        self.cluster_metrics = ClusterMetrics(log, self.metrics.registry, secrets.token_hex(8))
         self._static_keys = list(settings.api_keys)
         self._keys_file = settings.keys_file
         self._keys_mtime: float | None = None
@@ -118,6 +121,8 @@ class DecisionService:
         self._stop.set()
         self._thread.join(timeout=5)
         self.writer.close()
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            self.cluster_metrics.flush()
 
     # --- apps ---------------------------------------------------------------------
 
@@ -172,6 +177,7 @@ class DecisionService:
     def _refresh_gauges(self) -> None:
         m = self.metrics
         m.flush_exploration()
+        self.cluster_metrics.flush()
         now = time.time()
         for app, rt in self._apps.items():
             m.model_version.labels(app).set(rt.engine.model_version)
@@ -358,6 +364,10 @@ class DecisionService:
     async def info(self, app: str) -> dict[str, Any]:
         self.runtime(app)
         return await self._call(self._info, app)
+
+    async def metrics_text(self) -> bytes:
+        """The service-wide Prometheus metrics, from Redis (see reporting.prometheus)."""
+        return await self._call(self.cluster_metrics.render, self.app_names())
 
     def _patch(self, app: str, patch: dict[str, Any]) -> dict[str, Any]:
         rt = self.runtime(app)

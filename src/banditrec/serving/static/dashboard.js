@@ -35,8 +35,9 @@ function el(tag, attrs = {}, parent = null, ns = null) {
 }
 function svgEl(tag, attrs, parent) { return el(tag, attrs, parent, SVG); }
 
-function scales(xs, lo, hi) {
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+function scales(report, lo, hi) {
+  // x: the report's window, so a bucket's place and width read as time
+  const x0 = report.since, x1 = Math.max(report.until, x0 + 1);
   if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
   const sx = t => PAD.l + (t - x0) / (x1 - x0) * (W - PAD.l - PAD.r);
   const sy = v => H - PAD.b - (v - lo) / (hi - lo) * (H - PAD.t - PAD.b);
@@ -66,6 +67,8 @@ function series(svg, s, points, color, cls) {
     const top = banded.map(([t, e]) => `${s.sx(t)},${s.sy(e.upper)}`);
     const bottom = banded.slice().reverse().map(([t, e]) => `${s.sx(t)},${s.sy(e.lower)}`);
     svgEl("polygon", { points: top.concat(bottom).join(" "), fill: color, "fill-opacity": 0.18, class: `${cls}-band` }, svg);
+    for (const [t, e] of banded)  // an error bar too: a band of one bucket has no width
+      svgEl("line", { x1: s.sx(t), x2: s.sx(t), y1: s.sy(e.lower), y2: s.sy(e.upper), stroke: color, "stroke-opacity": 0.6 }, svg);
   }
   if (pts.length) {
     const d = pts.map(([t, e], i) => `${i ? "L" : "M"}${s.sx(t)},${s.sy(e.mean)}`).join(" ");
@@ -76,12 +79,12 @@ function series(svg, s, points, color, cls) {
 
 function rewardChart(report) {
   const box = $("#reward-chart"); box.textContent = "";
-  const b = report.buckets;
-  if (!b.length) { el("p", { text: "No joined decisions in this window yet." }, box); return; }
+  const b = report.buckets.filter(x => x.all.decisions > 0);
+  if (!b.length) { el("p", { class: "empty", text: "No joined decisions in this window yet." }, box); return; }
   const reward = b.map(x => [x.start, x.all.reward]), base = b.map(x => [x.start, x.all.default_action_ips]);
   const vals = [];
   for (const [, e] of reward.concat(base)) if (e.mean !== null) vals.push(e.mean, e.lower ?? e.mean, e.upper ?? e.mean);
-  const s = scales(b.map(x => x.start), Math.min(...vals), Math.max(...vals));
+  const s = scales(report, Math.min(...vals), Math.max(...vals));
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "reward over time" }, box);
   axes(svg, s);
   series(svg, s, base, COLORS.baseline, "baseline");
@@ -95,16 +98,17 @@ function rewardChart(report) {
 
 function trafficChart(report) {
   const box = $("#traffic-chart"); box.textContent = "";
-  const b = report.buckets;
+  const b = report.buckets.filter(x => x.all.decisions > 0);
   if (!b.length) return;
   const maxN = Math.max(...b.map(x => x.all.decisions), 1);
-  const s = scales(b.map(x => x.start), 0, maxN);
+  const s = scales(report, 0, maxN);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "traffic" }, box);
   axes(svg, s, { label: "explored share (0–1)", color: COLORS.explore });
-  const bw = Math.max(1, (W - PAD.l - PAD.r) / Math.max(b.length, 1) - 1);
+  const width = report.resolution === "minute" ? 60 : 3600;
+  const bw = Math.max(1, s.sx(s.x0 + width) - s.sx(s.x0) - 1);
   for (const x of b) {
     const y = s.sy(x.all.decisions);
-    svgEl("rect", { x: s.sx(x.start) - bw / 2, y, width: bw, height: H - PAD.b - y, fill: COLORS.traffic, class: "traffic-bar" }, svg);
+    svgEl("rect", { x: s.sx(x.start), y, width: bw, height: H - PAD.b - y, fill: COLORS.traffic, class: "traffic-bar" }, svg);
   }
   const sy = v => H - PAD.b - v * (H - PAD.t - PAD.b);
   const pts = b.filter(x => x.all.exploration_share !== null);
@@ -205,5 +209,5 @@ $("#key-form").addEventListener("submit", ev => {
   if (k) sessionStorage.setItem("banditrec-key", k);
   load();
 });
-$("#window").addEventListener("change", load);
+$("#window").addEventListener("change", () => { if (key()) load(); });
 if (key()) load(); else setStatus("enter an API key");

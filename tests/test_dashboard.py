@@ -34,8 +34,11 @@ def test_the_report_counts_joined_decisions_per_arm(banditrec_service: ServiceUn
     wait_for(counted, 60, "the reporter to count the joined decisions")
     report = httpx.get(url, headers=svc.headers("decide")).json()  # any scope may read it
     assert report["mode"] == "online" and "learned" in report["window"]["arms"]
-    bucket = report["buckets"][-1]
-    assert {"all", "arms", "model_versions", "join_lag_s", "learner_lag_events"} <= set(bucket)
+    buckets = report["buckets"]
+    assert {"start", "all", "arms", "model_versions", "join_lag_s", "learner_lag_events"} <= set(
+        buckets
+    )
+    assert sum(buckets["all"]["decisions"]) == report["window"]["all"]["decisions"]
     estimate = report["window"]["all"]["reward"]
     assert estimate["lower"] <= estimate["mean"] <= estimate["upper"]
     assert report["models"] and report["model_version"] >= 1
@@ -61,10 +64,12 @@ def test_the_dashboard_renders_in_a_browser(
     svc = banditrec_service
     before = _traffic(svc, 20)
     wait_for(
-        lambda: httpx.get(
-            f"{svc.url}/v1/apps/{APP}/report?resolution=minute&hours=1", headers=svc.headers()
-        ).json()["window"]["all"]["decisions"]
-        >= before + 20,
+        lambda: (
+            httpx.get(
+                f"{svc.url}/v1/apps/{APP}/report?resolution=minute&hours=1", headers=svc.headers()
+            ).json()["window"]["all"]["decisions"]
+            >= before + 20
+        ),
         60,
         "the reporter",
     )
@@ -78,7 +83,9 @@ def test_the_dashboard_renders_in_a_browser(
     browser.find_element(By.CSS_SELECTOR, "#window option[value='minute:6']").click()
     browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"#apps li[data-app='{APP}']")))
-    apps = [li.get_attribute("data-app") for li in browser.find_elements(By.CSS_SELECTOR, "#apps li")]
+    apps = [
+        li.get_attribute("data-app") for li in browser.find_elements(By.CSS_SELECTOR, "#apps li")
+    ]
     assert {"content", "channel", "send_time"} <= set(apps)
     browser.find_element(By.CSS_SELECTOR, f"#apps li[data-app='{APP}']").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "app-title"), APP))

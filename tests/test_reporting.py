@@ -49,7 +49,8 @@ def test_buckets_count_each_joined_decision_once_with_its_arm(
     window = report["window"]
     assert list(window["arms"]) == ["learned"]
     assert window["all"]["decisions"] == 400
-    assert sum(b["all"]["decisions"] for b in report["buckets"]) == 400
+    assert sum(report["buckets"]["all"]["decisions"]) == 400
+    assert len(report["buckets"]["start"]) == len(report["buckets"]["arms"]["learned"]["decisions"])
     n_first = sum(1 for r in records if r["_labelIndex"] == 0)
     assert window["all"]["reward"]["mean"] == pytest.approx(n_first / 400, abs=1e-4)
     # IPS of "always the first action" is Σ 1[a = first]·r/p / n; its reward is always 1

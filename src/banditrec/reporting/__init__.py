@@ -4,8 +4,8 @@ API serves, and the service-wide Prometheus metrics.
 Layout and fields: docs/reporting.md.
 """
 
-from .buckets import Estimate, arm_of, summarize
+from .buckets import arm_of, estimate, summarize
 from .reporter import Reporter, ReportingPool
 from .store import ReportStore
 
-__all__ = ["Estimate", "ReportStore", "Reporter", "ReportingPool", "arm_of", "summarize"]
+__all__ = ["ReportStore", "Reporter", "ReportingPool", "arm_of", "estimate", "summarize"]

@@ -7,11 +7,12 @@ A bucket keeps sums, so buckets add up to any window:
 
 | field | sum of |
 | --- | --- |
-| `n` | joined decisions (records: one per slot) |
-| `r`, `q` | reward, reward squared (a reward that never came counts as the app's default) |
-| `x` | decisions that explored: the chosen action was not the most probable one |
-| `b`, `bq` | the default action's inverse-propensity term w = r·1[a = default]/p, and w² |
-| `v` | decisions per model version (under the arm `*`: every arm) |
+| `s` | per arm, the list of sums `[n, r, q, x, b, bq]`: |
+| ↳ `n` | joined decisions (records: one per slot) |
+| ↳ `r`, `q` | reward, reward squared (a reward that never came counts as the app's default) |
+| ↳ `x` | decisions that explored: the chosen action was not the most probable one |
+| ↳ `b`, `bq` | the default action's inverse-propensity term w = r·1[a = default]/p, and w² |
+| `v` | (arm `*`) decisions per model version |
 | `jl`, `ll` | (arm `*`, maxima) join lag in seconds, learner lag in events, sampled |
 
 `b` makes every bucket carry an off-policy estimate of what the default action (the
@@ -22,11 +23,12 @@ logged propensity p is the exact probability the action was served with).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..schema import META_KEY
 
@@ -61,10 +63,14 @@ def bucket_key(base: str, resolution: str, start: int) -> str:
 
 @dataclass(slots=True)
 class Delta:
-    """Sums to add to the buckets, keyed by (hash key, field = "<start>|<arm>")."""
+    """Sums to add to the buckets: (hash key, arm) → bucket start → sums.
+
+    In Redis each (hash, arm) is one field holding the JSON of its buckets
+    (`{"<start>": {sums}}`), so reading a month of one arm's hours is 30 fields.
+    """
 
     base: str
-    cells: dict[tuple[str, str], dict[str, Any]]
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]]
 
     @classmethod
     def empty(cls, base: str) -> Delta:
@@ -73,7 +79,7 @@ class Delta:
     def _cells(self, t: float, arm: str) -> Iterable[dict[str, Any]]:
         for res in RESOLUTIONS:
             start = bucket_start(t, res)
-            yield self.cells[bucket_key(self.base, res, start), f"{start}|{arm}"]
+            yield self.cells[bucket_key(self.base, res, start), arm].setdefault(str(start), {})
 
     def add_record(self, record: Mapping[str, Any]) -> None:
         """Count one joined DSJson record."""
@@ -86,8 +92,9 @@ class Delta:
         t = float(meta.get("decided_at") or 0.0)
         add = (1.0, reward, reward * reward, explored, w, w * w)
         for cell in self._cells(t, arm_of(meta)):
-            for name, value in zip(_SUMS, add, strict=True):
-                cell[name] = cell.get(name, 0.0) + value
+            sums = cell.setdefault("s", [0.0] * len(_SUMS))
+            for i, value in enumerate(add):
+                sums[i] += value
         version = str(meta.get("model_version", 0))
         for cell in self._cells(t, ALL_ARMS):
             versions = cell.setdefault("v", {})
@@ -101,23 +108,20 @@ class Delta:
     def totals(self) -> dict[str, dict[str, float]]:
         """The sums per arm over the minute buckets (each record is in exactly one)."""
         out: dict[str, dict[str, float]] = defaultdict(dict)
-        for (key, fld), cell in self.cells.items():
-            if ":rep:m:" not in key:
+        for (key, arm), cells in self.cells.items():
+            if ":rep:m:" not in key or arm == ALL_ARMS:
                 continue
-            arm = fld.split("|", 1)[1]
-            if arm == ALL_ARMS:
-                continue
-            for name in _SUMS:
-                if name in cell:
-                    out[arm][name] = out[arm].get(name, 0.0) + cell[name]
+            for cell in cells.values():
+                for name, value in zip(_SUMS, cell["s"], strict=True):
+                    out[arm][name] = out[arm].get(name, 0.0) + value
         return dict(out)
 
 
 def merge(into: dict[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
     """Add one bucket's sums to another (maxima for lags, per-version counts), in place.
 
-    >>> merge({"n": 1.0, "v": {"1": 1}, "jl": 2.0}, {"n": 2.0, "v": {"1": 1, "2": 1}, "jl": 1.0})
-    {'n': 3.0, 'v': {'1': 2, '2': 1}, 'jl': 2.0}
+    >>> merge({"s": [1.0, 1.0], "v": {"1": 1}, "jl": 2.0}, {"s": [1.0, 0.0], "v": {"2": 1}, "jl": 1.0})
+    {'s': [2.0, 1.0], 'v': {'1': 1, '2': 1}, 'jl': 2.0}
     """
     for name, value in delta.items():
         if name == "v":
@@ -126,52 +130,59 @@ def merge(into: dict[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
                 versions[version] = versions.get(version, 0) + count
         elif name in _MAXIMA:
             into[name] = max(into.get(name, 0.0), value)
+        elif name == "s":
+            into["s"] = [
+                a + b for a, b in zip(into.get("s", [0.0] * len(value)), value, strict=True)
+            ]
         else:
             into[name] = into.get(name, 0.0) + value
     return into
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """A mean with its 95% normal-approximation interval, from (n, Σx, Σx²)."""
+def estimate(n: np.ndarray, total: np.ndarray, squares: np.ndarray) -> dict[str, np.ndarray]:
+    """Means with their 95% normal-approximation intervals, from (n, Σx, Σx²), elementwise.
 
-    n: int
-    mean: float | None
-    lower: float | None
-    upper: float | None
+    mean = Σx/n; half-width = z·√(s²/n) with s² = (Σx² − n·mean²)/(n − 1); NaN where
+    there is no data (n = 0; no interval for n = 1).
 
-    @classmethod
-    def from_sums(cls, n: float, total: float, squares: float) -> Estimate:
-        """mean = Σx/n; half-width = z·√(s²/n) with s² = (Σx² − n·mean²)/(n − 1).
-
-        >>> Estimate.from_sums(4, 2.0, 2.0).as_dict()
-        {'n': 4, 'mean': 0.5, 'lower': 0.0342, 'upper': 0.9658}
-        """
-        k = round(n)
-        if k <= 0:
-            return cls(0, None, None, None)
-        mean = total / n
-        if k == 1:
-            return cls(1, mean, None, None)
-        var = max(0.0, (squares - n * mean * mean) / (n - 1))
-        half = Z95 * math.sqrt(var / n)
-        return cls(k, mean, mean - half, mean + half)
-
-    def as_dict(self, digits: int = 4) -> dict[str, Any]:
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, digits)
-
-        return {"n": self.n, "mean": r(self.mean), "lower": r(self.lower), "upper": r(self.upper)}
+    >>> {k: v.round(4).tolist() for k, v in estimate(*np.array([[4.0], [2.0], [2.0]])).items()}
+    {'mean': [0.5], 'lower': [-0.0658], 'upper': [1.0658]}
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n > 0, total / n, np.nan)
+        var = np.maximum(0.0, (squares - n * mean * mean) / (n - 1))
+        half = np.where(n > 1, Z95 * np.sqrt(var / n), np.nan)
+    return {"mean": mean, "lower": mean - half, "upper": mean + half}
 
 
-def summarize(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """What the report shows for the sums of one arm (a bucket or a window)."""
-    n = float(cell.get("n", 0.0))
-    reward = Estimate.from_sums(n, cell.get("r", 0.0), cell.get("q", 0.0))
-    baseline = Estimate.from_sums(n, cell.get("b", 0.0), cell.get("bq", 0.0))
+def summarize(sums: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """What the report shows for an arm's sums (arrays over buckets, or 0-d for a window)."""
+    n = sums["n"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        explored = np.where(n > 0, sums["x"] / n, np.nan)
     return {
-        "decisions": round(n),
-        "reward": reward.as_dict(),
-        "default_action_ips": baseline.as_dict(),
-        "exploration_share": round(cell.get("x", 0.0) / n, 4) if n else None,
+        "decisions": _plain(n, 0),
+        "reward": {k: _plain(v) for k, v in estimate(n, sums["r"], sums["q"]).items()},
+        "default_action_ips": {k: _plain(v) for k, v in estimate(n, sums["b"], sums["bq"]).items()},
+        "exploration_share": _plain(explored),
     }
+
+
+def columns(cells: Iterable[Mapping[str, Any] | None], size: int) -> dict[str, np.ndarray]:
+    """The sums of a sequence of an arm's buckets (None: no data) as one array per sum."""
+    table = np.zeros((size, len(_SUMS)))
+    for i, cell in enumerate(cells):
+        if cell:
+            table[i] = cell["s"]
+    return {name: table[:, j] for j, name in enumerate(_SUMS)}
+
+
+def _plain(values: np.ndarray, digits: int = 4) -> Any:
+    """JSON-ready: rounded Python floats (ints for counts), None for NaN."""
+    rounded = np.round(values, digits)
+    if digits == 0:
+        return rounded.astype(np.int64).tolist()
+    out = rounded.tolist()
+    if isinstance(out, float):
+        return None if out != out else out
+    return [None if v != v else v for v in out]

@@ -6,32 +6,51 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .buckets import ALL_ARMS, RESOLUTIONS, RETENTION_S, merge, summarize
-from .store import ReportStore, window_sums
+import numpy as np
+
+from .buckets import ALL_ARMS, RESOLUTIONS, RETENTION_S, columns, merge, summarize
+from .store import ReportStore
 
 
 def max_hours(resolution: str) -> float:
     return RETENTION_S[resolution] / 3600
 
 
-def _all_arms(arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for arm, cell in arms.items():
-        if arm != ALL_ARMS:
-            merge(out, cell)
-    return out
-
-
-def _bucket(start: int, arms: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    extra = arms.get(ALL_ARMS, {})
+def _series(
+    buckets: Mapping[int, Mapping[str, Mapping[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """The buckets as columns (one list per figure, one entry per bucket start), and the
+    sums per arm as arrays."""
+    starts = list(buckets)
+    size = len(starts)
+    arms = sorted({a for cells in buckets.values() for a in cells} - {ALL_ARMS})
+    per_arm = {arm: columns((buckets[t].get(arm) for t in starts), size) for arm in arms}
+    extra = [buckets[t].get(ALL_ARMS, {}) for t in starts]
     return {
-        "start": start,
-        "all": summarize(_all_arms(arms)),
-        "arms": {arm: summarize(cell) for arm, cell in arms.items() if arm != ALL_ARMS},
-        "model_versions": extra.get("v", {}),
-        "join_lag_s": extra.get("jl"),
-        "learner_lag_events": extra.get("ll"),
+        "start": starts,
+        "all": summarize(_add(per_arm.values()) or columns((), size)),
+        "arms": {arm: summarize(sums) for arm, sums in per_arm.items()},
+        "model_versions": [e.get("v", {}) for e in extra],
+        "join_lag_s": [e.get("jl") for e in extra],
+        "learner_lag_events": [e.get("ll") for e in extra],
+    }, per_arm
+
+
+def _window(per_arm: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    totals = {arm: {k: v.sum() for k, v in sums.items()} for arm, sums in per_arm.items()}
+    return {
+        "all": summarize(_add(totals.values()) or _scalars({})),
+        "arms": {arm: summarize(sums) for arm, sums in totals.items()},
     }
+
+
+def _add(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sums added name by name (numbers or arrays alike)."""
+    out: dict[str, Any] = {}
+    for sums in items:
+        for k, v in sums.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def reports(
@@ -60,19 +79,23 @@ def reports(
     totals = store.totals(apps)
     out = {}
     for app in apps:
-        buckets = all_buckets[app]
-        window = window_sums(buckets)
+        series, per_arm = _series(all_buckets[app])
+        window = _window(per_arm)
+        versions: dict[str, int] = {}
+        for counts in series["model_versions"]:
+            merge(versions, counts)
+        window["model_versions"] = versions
         out[app] = {
             "app": app,
             "resolution": resolution,
             "since": since,
             "until": until,
-            "buckets": [_bucket(start, arms) for start, arms in buckets.items()],
-            "window": {
-                "all": summarize(_all_arms(window)),
-                "arms": {arm: summarize(c) for arm, c in window.items() if arm != ALL_ARMS},
-                "model_versions": window[ALL_ARMS].get("v", {}),
-            },
-            "totals": {arm: summarize(cell) for arm, cell in totals[app].items()},
+            "buckets": series,
+            "window": window,
+            "totals": {arm: summarize(_scalars(sums)) for arm, sums in totals[app].items()},
         }
     return out
+
+
+def _scalars(sums: Mapping[str, float]) -> dict[str, np.ndarray]:
+    return {name: np.float64(sums.get(name, 0.0)) for name in ("n", "r", "q", "x", "b", "bq")}

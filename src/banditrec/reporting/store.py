@@ -4,7 +4,7 @@ Keys (all under the app's hash tag, so one script may touch them on a Redis Clus
 
 | key | type | what |
 | --- | --- | --- |
-| `br:{app}:rep:m:<hour start>` | hash | minute buckets of one hour: field `<start>|<arm>` → JSON sums |
+| `br:{app}:rep:m:<hour start>` | hash | minute buckets of one hour: field `<arm>` → JSON `{"<start>": sums}` |
 | `br:{app}:rep:h:<day start>` | hash | hour buckets of one day, the same way |
 | `br:{app}:rep:total` | hash | `<arm>` → JSON sums since the app started reporting |
 | `br:{app}:rep:offset` | string | the joined-stream id counted through |
@@ -18,18 +18,21 @@ twice (the loser's batch is dropped and read again).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from ..eventlog import AppKeys
-from .buckets import ALL_ARMS, PERIODS, RESOLUTIONS, RETENTION_S, Delta, merge
+from .buckets import PERIODS, RESOLUTIONS, RETENTION_S, Delta
 
 _APPLY = r"""
 local function merge(a, d)
   for k, v in pairs(d) do
-    if k == 'v' then
+    if k == 's' then
+      if type(a.s) ~= 'table' then a.s = {} end
+      for j, x in ipairs(v) do a.s[j] = (a.s[j] or 0) + x end
+    elseif k == 'v' then
       if type(a.v) ~= 'table' then a.v = {} end
       for ver, c in pairs(v) do a.v[ver] = (a.v[ver] or 0) + c end
     elseif k == 'jl' or k == 'll' then
@@ -45,6 +48,15 @@ local function add(key, field, delta)
   local a = cur and cjson.decode(cur) or {}
   redis.call('HSET', key, field, cjson.encode(merge(a, cjson.decode(delta))))
 end
+local function add_buckets(key, field, delta)
+  local cur = redis.call('HGET', key, field)
+  local doc = cur and cjson.decode(cur) or {}
+  for start, d in pairs(cjson.decode(delta)) do
+    if type(doc[start]) ~= 'table' then doc[start] = {} end
+    merge(doc[start], d)
+  end
+  redis.call('HSET', key, field, cjson.encode(doc))
+end
 -- KEYS: offset, totals, bucket hashes...  ARGV: expected offset, new offset, n totals,
 -- (arm, json) x n totals, then per bucket hash: ttl, n fields, (field, json) x n
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
@@ -53,7 +65,7 @@ local i = 4
 for _ = 1, tonumber(ARGV[3]) do add(KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 for k = 3, #KEYS do
   local ttl = tonumber(ARGV[i]); local n = tonumber(ARGV[i + 1]); i = i + 2
-  for _ = 1, n do add(KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2 end
+  for _ = 1, n do add_buckets(KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2 end
   redis.call('EXPIRE', KEYS[k], ttl)
 end
 return 1
@@ -87,8 +99,8 @@ class ReportStore:
         for arm, sums in totals.items():
             args += [arm, orjson.dumps(sums)]
         by_key: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        for (key, fld), cell in delta.cells.items():
-            by_key[key].append((fld, cell))
+        for (key, arm), cells in delta.cells.items():
+            by_key[key].append((arm, cells))
         for key, cells in by_key.items():
             keys.append(key)
             ttl = RETENTION_S["minute" if ":rep:m:" in key else "hour"]
@@ -129,20 +141,11 @@ class ReportStore:
         for app in apps:
             found: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
             for _ in periods:
-                for fld, value in next(replies).items():
-                    start_s, arm = fld.decode().split("|", 1)
-                    start = int(start_s)
-                    if since <= start <= until:
-                        found[start][arm] = orjson.loads(value)
+                for arm, value in next(replies).items():
+                    name = arm.decode()
+                    for start_s, cell in orjson.loads(value).items():
+                        start = int(start_s)
+                        if since <= start <= until:
+                            found[start][name] = cell
             out[app] = dict(sorted(found.items()))
         return out
-
-
-def window_sums(buckets: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """arm → sums over every bucket given (arm `*` holds versions and lag maxima)."""
-    out: dict[str, dict[str, Any]] = defaultdict(dict)
-    for arms in buckets.values():
-        for arm, cell in arms.items():
-            merge(out[arm], cell)
-    out.setdefault(ALL_ARMS, {})
-    return dict(out)

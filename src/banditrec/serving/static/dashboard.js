@@ -77,9 +77,22 @@ function series(svg, s, points, color, cls) {
   }
 }
 
+function at(est, i) { return { mean: est.mean[i], lower: est.lower[i], upper: est.upper[i] }; }
+function rows(report) {
+  // the report's buckets come as columns; one object per bucket with decisions in it
+  const b = report.buckets, all = b.all;
+  return b.start.map((start, i) => ({
+    start,
+    all: {
+      decisions: all.decisions[i], reward: at(all.reward, i),
+      default_action_ips: at(all.default_action_ips, i), exploration_share: all.exploration_share[i],
+    },
+  })).filter(x => x.all.decisions > 0);
+}
+
 function rewardChart(report) {
   const box = $("#reward-chart"); box.textContent = "";
-  const b = report.buckets.filter(x => x.all.decisions > 0);
+  const b = rows(report);
   if (!b.length) { el("p", { class: "empty", text: "No joined decisions in this window yet." }, box); return; }
   const reward = b.map(x => [x.start, x.all.reward]), base = b.map(x => [x.start, x.all.default_action_ips]);
   const vals = [];
@@ -98,7 +111,7 @@ function rewardChart(report) {
 
 function trafficChart(report) {
   const box = $("#traffic-chart"); box.textContent = "";
-  const b = report.buckets.filter(x => x.all.decisions > 0);
+  const b = rows(report);
   if (!b.length) return;
   const maxN = Math.max(...b.map(x => x.all.decisions), 1);
   const s = scales(report, 0, maxN);

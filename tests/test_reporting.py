@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import orjson
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
@@ -71,8 +72,8 @@ def test_apprentice_decisions_are_the_default_arm(event_log: EventLog, app_name:
     Reporter(event_log, app_name).catch_up()
     window = reports(ReportStore(event_log.client), [app_name], hours=1)[app_name]["window"]
     assert list(window["arms"]) == ["default"]
-    # apprentice serves the first action: every reward is 1, and so is its estimate
-    assert window["arms"]["default"]["reward"]["mean"] == 1.0
+    # apprentice serves the first action (but for the floor's share): rewarded 1
+    assert window["arms"]["default"]["reward"]["mean"] > 0.9
 
 
 def test_two_reporters_racing_count_each_event_once(redis_url: str, app_name: str) -> None:
@@ -103,3 +104,27 @@ def test_report_refuses_unknown_resolution_and_window(event_log: EventLog) -> No
         reports(store, ["x"], resolution="week")
     with pytest.raises(ValueError, match="hours"):
         reports(store, ["x"], resolution="minute", hours=24 * 30)
+
+
+def test_entries_read_in_part_count_as_the_whole_record_would(
+    event_log: EventLog, app_name: str
+) -> None:
+    from banditrec.eventlog.records import joined_record
+    from banditrec.reporting.buckets import Delta
+
+    _log_and_join(event_log, app_name, 30)
+    store = ReportStore(event_log.client)
+    entries = store.joined_after(app_name, None, 100)
+    assert len(entries) == 30 and all(len(e) == 5 for e in entries)  # features left in Redis
+    fast, whole = Delta.empty("k"), Delta.empty("k")
+    for entry in entries:
+        fast.add_entry(entry)
+    for _, fields in event_log.read_joined_raw(app_name, count=100):
+        whole.add_record(joined_record(fields))
+    assert fast.cells == whole.cells
+    _, fields = event_log.read_joined_raw(app_name, count=1)[0]
+    record = orjson.dumps(orjson.loads(fields[b"rec"]), option=orjson.OPT_SORT_KEYS)
+    one_fast, one_whole = Delta.empty("k"), Delta.empty("k")
+    one_fast.add_entry([b"1-0", fields[b"h"], record])  # another layout: parsed whole
+    one_whole.add_record(joined_record(fields))
+    assert one_fast.cells == one_whole.cells

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
+from ..eventlog.records import joined_header, joined_record
 from ..schema import META_KEY
 
 ALL_ARMS = "*"
@@ -71,24 +73,43 @@ class Delta:
 
     base: str
     cells: dict[tuple[str, str], dict[str, dict[str, Any]]]
+    _memo: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, base: str) -> Delta:
         return cls(base, defaultdict(dict))
 
-    def _cells(self, t: float, arm: str) -> Iterable[dict[str, Any]]:
-        for res in RESOLUTIONS:
-            start = bucket_start(t, res)
-            yield self.cells[bucket_key(self.base, res, start), arm].setdefault(str(start), {})
+    def _cells(self, t: float, arm: str) -> list[dict[str, Any]]:
+        """The cells of every resolution `t` falls in (the same for a whole minute)."""
+        minute = int(t // 60)
+        found = self._memo.get((minute, arm))
+        if found is None:
+            found = self._memo[minute, arm] = [
+                self.cells[bucket_key(self.base, res, start), arm].setdefault(str(start), {})
+                for res in RESOLUTIONS
+                for start in (bucket_start(t, res),)
+            ]
+        return found
 
     def add_record(self, record: Mapping[str, Any]) -> None:
         """Count one joined DSJson record."""
         meta = record[META_KEY]
-        reward = float(meta.get("reward") or 0.0)
-        p = record["p"]
+        self.add(meta, float(meta.get("reward") or 0.0), record["p"], record.get("_labelIndex"))
+
+    def add_entry(self, entry: list[bytes]) -> None:
+        """Count one entry as `ReportStore.joined_after` reads it."""
+        head = joined_header({b"h": entry[1]})
+        if len(entry) == 5:
+            meta, p = orjson.loads(entry[3]), orjson.loads(entry[2])
+            self.add(meta, head.reward, p, int(entry[4]))
+        else:
+            self.add_record(joined_record({b"h": entry[1], b"rec": entry[2]}))
+
+    def add(self, meta: Mapping[str, Any], reward: float, p: list[float], label_index: Any) -> None:
+        """Count one decision: its meta, reward, logged pmf (chosen first), chosen index."""
         chosen_p = float(p[0])
         explored = 1.0 if chosen_p < max(p) else 0.0
-        w = reward / chosen_p if record.get("_labelIndex") == 0 and chosen_p > 0 else 0.0
+        w = reward / chosen_p if label_index == 0 and chosen_p > 0 else 0.0
         t = float(meta.get("decided_at") or 0.0)
         add = (1.0, reward, reward * reward, explored, w, w * w)
         for cell in self._cells(t, arm_of(meta)):

@@ -21,7 +21,6 @@ from typing import Any
 
 from ..eventlog import AppKeys, EventLog
 from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
-from ..eventlog.records import joined_record
 from ..serving.online import lags
 from .buckets import Delta
 from .store import ReportStore
@@ -43,16 +42,16 @@ class Reporter:
         now = time.time() if now is None else now
         app = self.app
         expected = self.store.offset(app)
-        entries = self.log.read_joined_raw(app, expected or "0-0", count=self.batch)
+        entries = self.store.joined_after(app, expected, self.batch)
         delta = Delta.empty(AppKeys(app).base)
-        for sid, fields in entries:
+        for entry in entries:
             try:
-                delta.add_record(joined_record(fields))
+                delta.add_entry(entry)
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # never blocks the rest
-                log.warning("app %s: joined entry %s not counted: %r", app, sid, exc)
+                log.warning("app %s: joined entry %s not counted: %r", app, entry[0], exc)
         lag = lags(self.log, app, now=now)
         delta.add_lags(now, lag.join_lag_s, lag.learner_lag_events)
-        new = entries[-1][0] if entries else None
+        new = entries[-1][0].decode() if entries else None
         if not self.store.apply(app, delta, expected, new):
             return 0  # another reporter moved the offset first: its count stands
         return len(entries)

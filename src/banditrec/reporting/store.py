@@ -72,6 +72,30 @@ return 1
 """
 
 
+# The joined entries after an id, cut down in Redis to what the report reads: per entry its
+# id, header, and from the record "p" (`,"p":[` occurs only there: feature values are
+# never lists), the meta (the last key) and "_labelIndex" (before "c"); the whole record
+# when it is laid out otherwise. The features, the bulk of a record, never leave Redis.
+_READ = r"""
+local out = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])) do
+  local f = e[2]
+  local h, rec = f[2], f[4]
+  if f[1] ~= 'h' then h, rec = f[4], f[2] end
+  local i = string.find(rec, ',"p":[', 1, true)
+  local j = i and string.find(rec, ']', i, true)
+  local m = j and string.find(rec, ',"_banditrec":', j, true)
+  local label = string.match(rec, '^{[^{]*"_labelIndex":(%d+)')
+  if m and label and string.sub(rec, -1) == '}' then
+    out[#out + 1] = {e[1], h, string.sub(rec, i + 5, j), string.sub(rec, m + 14, -2), label}
+  else
+    out[#out + 1] = {e[1], h, rec}
+  end
+end
+return out
+"""
+
+
 def offset_key(app: str) -> str:
     return f"{AppKeys(app).base}:rep:offset"
 
@@ -86,10 +110,17 @@ class ReportStore:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._apply = client.register_script(_APPLY)
+        self._read = client.register_script(_READ)
 
     def offset(self, app: str) -> str | None:
         raw = self.client.get(offset_key(app))
         return raw.decode() if raw else None
+
+    def joined_after(self, app: str, after: str | None, count: int) -> list[list[bytes]]:
+        """Up to `count` joined entries after the stream id `after` (all if None), each
+        `[id, header, p, meta, labelIndex]` (JSON bytes), or `[id, header, record]`."""
+        start = "-" if after is None else "(" + after
+        return self._read(keys=[AppKeys(app).joined], args=[start, count])
 
     def apply(self, app: str, delta: Delta, expected: str | None, new: str | None) -> bool:
         """Add `delta` and move the offset from `expected` to `new`; False if it had moved."""

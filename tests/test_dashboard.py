@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 
 from tests.browser import ARTIFACTS, chromium  # noqa: F401 (a fixture)
@@ -9,6 +12,7 @@ from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 from tests.polling import wait_for
 
 APP = "content"
+DOCS = Path(__file__).parent.parent / "docs"
 
 
 def _traffic(svc: ServiceUnderTest, n: int) -> int:
@@ -51,6 +55,10 @@ def test_the_report_counts_joined_decisions_per_arm(banditrec_service: ServiceUn
     assert list(visible["apps"]) == ["channel"]
     metrics = httpx.get(f"{svc.url}/metrics").text
     assert f'banditrec_reward_sum_total{{app="{APP}",arm="learned"}}' in metrics
+    # every metric the shipped Grafana dashboard queries is in the scrape
+    grafana = (DOCS / "grafana" / "banditrec-dashboard.json").read_text()
+    for name in set(re.findall(r"banditrec_[a-z_]+", grafana)) - {"banditrec"}:
+        assert name in metrics, name
 
 
 def test_the_dashboard_renders_in_a_browser(

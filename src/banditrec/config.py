@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .experiments.config import ExperimentConfig
+
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -333,6 +335,9 @@ class AppConfig(_Strict):
     seed: int = Field(0, ge=0, description="App seed: draws are seeded by (seed, event id).")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     limits: Limits = Field(default_factory=Limits)
+    experiment: ExperimentConfig | None = Field(
+        None, description="Split traffic between policy variants (arms); see docs/experiments.md."
+    )
 
     @model_validator(mode="after")
     def _unique_slots(self) -> AppConfig:

@@ -129,6 +129,11 @@ class DecisionRequest(_Model):
     slots: list[SlotRequest] | None = Field(None, min_length=1)
     exploration: ExplorationOverride | None = None
     deferred: bool = Field(False, description="The event counts only once activated.")
+    unit_id: str | None = Field(
+        None,
+        pattern=EVENT_ID_PATTERN,
+        description="The unit (a user) an app's experiment assigns to an arm; the event id if absent.",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> DecisionRequest:

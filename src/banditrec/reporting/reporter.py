@@ -73,6 +73,9 @@ class ReportingPool:
         self.log = event_log
         self.interval_s = interval_s
         self._reporters: dict[str, Reporter] = {}
+        from ..experiments.guard import Supervisor  # it reads reports: imported once both exist
+
+        self.supervisor = Supervisor(event_log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="banditrec-report", daemon=True)
         self._thread.start()
@@ -92,6 +95,7 @@ class ReportingPool:
                 reporter = self._reporters[app] = Reporter(self.log, app)
             try:
                 counted[app] = reporter.catch_up()
+                self.supervisor.check(app)  # the experiment's SRM check and guardrail
             except (*UNAVAILABLE, EventLogUnavailable):
                 raise
             except Exception:  # one app's bad entry never stops the others' reports

@@ -19,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from ..experiments.guard import Supervisor
 from ..reporting import ReportStore
 from ..reporting.report import max_hours, reports
 from .auth import credential_from_headers
@@ -51,6 +52,7 @@ def _asset(name: str) -> bytes:
 
 def install_reports(api: FastAPI, service: DecisionService) -> None:
     store = ReportStore(service.log.client)
+    supervisor = Supervisor(service.log)
     page = _asset("dashboard.html")
 
     def viewer_apps(request: Request, apps: list[str]) -> list[str]:
@@ -68,6 +70,14 @@ def install_reports(api: FastAPI, service: DecisionService) -> None:
         for app, report in out.items():
             rt = service.runtime(app)
             report["mode"] = rt.engine.config.mode
+            exp = rt.engine.config.experiment
+            if exp is not None:
+                state = supervisor.state(app) or {}
+                report["experiment"] = {
+                    **exp.model_dump(mode="json"),
+                    "srm": state.get("srm"),
+                    "events": supervisor.events(app),
+                }
             report["model_version"] = service.log.model_version(app)
             report["models"] = [
                 {"version": m.version, "n_learned": m.n_learned, "created_at": m.created_at}

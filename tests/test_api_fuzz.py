@@ -37,6 +37,8 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/apps/{app}/report"),
+    ("GET", "/v1/report"),
 ]
 EXAMPLES = 30
 # Operations without parameters or a body have no invalid input to generate.

@@ -172,3 +172,56 @@ def test_patch_refuses_a_bad_experiment_over_http(banditrec_service: ServiceUnde
     assert "experiment" in r.text
     info = httpx.get(f"{svc.url}/v1/apps/content", headers=svc.headers()).json()
     assert info["config"]["experiment"] is None
+
+
+def test_an_apprentice_is_promoted_once_the_learned_policy_is_shown_better(
+    event_log: EventLog, app_name: str
+) -> None:
+    from banditrec.engine import DecisionEngine
+
+    actions = [{"id": "good"}, {"id": "best"}, {"id": "bad"}]  # "good" is the default
+    pays = {"good": 3, "best": 9, "bad": 1}  # in ten
+    config = AppConfig.model_validate(
+        {
+            "name": app_name,
+            "mode": "apprentice",
+            "min_probability": 0.1,  # what an apprentice's logs need to be evaluable
+            "policy": {"kind": "fixed", "action_id": "best"},  # the model it learned
+            "promotion": {"min_events": 500},
+        }
+    )
+    event_log.put_config(config)
+    model = DecisionEngine(config)
+    event_log.publish_model(app_name, model.model_bytes(), "0-0", 0)
+    service = DecisionService(event_log, ServiceSettings())
+    supervisor = Supervisor(event_log)
+    try:
+
+        async def run() -> list:
+            return [
+                await service.decide(app_name, orjson.dumps({"actions": actions}))
+                for _ in range(300)
+            ]
+
+        def serve_and_join() -> None:
+            decisions = asyncio.run(run())
+            rewards = []
+            for d in decisions:
+                x = hashlib.blake2b(d.event_id.encode(), digest_size=2).digest()[0] % 10
+                rewards.append(Reward(event_id=d.event_id, value=float(x < pays[d.action_id])))
+            event_log.add_rewards(app_name, rewards)
+            while event_log.join_due(app_name, now=time.time() + 3600):
+                pass
+
+        serve_and_join()
+        found = supervisor.promote(app_name, event_log.get_config(app_name))
+        assert found is not None and found["events"] == 300  # too few to judge: no change
+        assert event_log.get_config(app_name).mode == "apprentice"
+        serve_and_join()
+        found = supervisor.promote(app_name, event_log.get_config(app_name))
+        assert found["learned"]["lower"] > found["default_action"]["mean"]
+        assert event_log.get_config(app_name).mode == "online"
+        (event,) = supervisor.events(app_name)
+        assert event["kind"] == "promotion"
+    finally:
+        service.close()

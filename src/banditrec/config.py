@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .experiments.config import ExperimentConfig
+from .experiments.config import ExperimentConfig, PromotionConfig
 
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -337,6 +337,9 @@ class AppConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     experiment: ExperimentConfig | None = Field(
         None, description="Split traffic between policy variants (arms); see docs/experiments.md."
+    )
+    promotion: PromotionConfig | None = Field(
+        None, description="In apprentice mode: go online once the learned policy is shown better."
     )
 
     @model_validator(mode="after")

@@ -34,6 +34,15 @@ class GuardrailConfig(_Strict):
     window_minutes: int = Field(60, ge=1, le=2880, description="Recent window it judges on.")
 
 
+class PromotionConfig(_Strict):
+    """Apprentice → online when the learned policy's counterfactual lower bound beats the
+    default action's value (experiments/promotion.py)."""
+
+    enabled: bool = True
+    min_events: int = Field(1000, ge=50, description="Joined decisions needed to judge.")
+    window_events: int = Field(5000, ge=50, le=100_000, description="Most recent ones used.")
+
+
 class ExperimentConfig(_Strict):
     """Units (the request's `unit_id`, else its event id) are split between arms by a
     stable hash, in proportion to the weights."""

@@ -30,6 +30,7 @@ from ..eventlog import AppKeys, EventLog
 from ..reporting.report import reports
 from ..reporting.store import ReportStore
 from .config import ExperimentConfig
+from .promotion import counterfactual
 
 MAX_EVENTS = 1000
 
@@ -110,9 +111,11 @@ def _shift_to_default(config: AppConfig, arm_name: str) -> AppConfig:
 class Supervisor:
     """Checks the experiments of a Redis's apps; records what it finds and does."""
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, promotion_interval_s: float = 30.0) -> None:
         self.log = log
         self.store = ReportStore(log.client)
+        self.promotion_interval_s = promotion_interval_s  # a counterfactual pass is not cheap
+        self._promotion_checked: dict[str, float] = {}
 
     def record(self, app: str, kind: str, message: str, **data: Any) -> None:
         fields = {"at": repr(time.time()), "kind": kind, "message": message}
@@ -130,10 +133,41 @@ class Supervisor:
         raw = self.log.client.get(state_key(app))
         return orjson.loads(raw) if raw else None
 
+    def promote(self, app: str, config: AppConfig) -> dict[str, Any] | None:
+        """Apprentice → online when the evidence is there (experiments/promotion.py)."""
+        rule = config.promotion
+        if rule is None or not rule.enabled or config.mode != "apprentice":
+            return None
+        found = counterfactual(self.log, app, config, rule.window_events)
+        if found is None or found["events"] < rule.min_events:
+            return found
+        lower, base = found["learned"]["lower"], found["default_action"]["mean"]
+        if lower > base:
+            message = (
+                f"model {found['model_version']}: counterfactual lower bound {lower:.4f} beats "
+                f"the default action's {base:.4f} on {found['events']} decisions; mode online"
+            )
+
+            def online(current: AppConfig) -> AppConfig:
+                if current.mode != "apprentice":
+                    return current
+                return current.model_copy(update={"mode": "online"})
+
+            self.log.update_config(app, online)
+            self.record(app, "promotion", message, **found)
+        return found
+
     def check(self, app: str, now: float | None = None) -> dict[str, Any] | None:
-        """Run the SRM check and the guardrail on `app`; its new state (None: no experiment)."""
+        """Run the SRM check and the guardrail on `app`, and the promotion of an apprentice;
+        the experiment's new state (None: no experiment)."""
         config = self.log.get_config(app)
-        if config is None or config.experiment is None:
+        if config is None:
+            return None
+        now_s = time.monotonic()
+        if now_s - self._promotion_checked.get(app, -1e9) >= self.promotion_interval_s:
+            self._promotion_checked[app] = now_s
+            self.promote(app, config)
+        if config.experiment is None:
             return None
         exp = config.experiment
         window = reports(

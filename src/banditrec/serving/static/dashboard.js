@@ -35,9 +35,16 @@ function el(tag, attrs = {}, parent = null, ns = null) {
 }
 function svgEl(tag, attrs, parent) { return el(tag, attrs, parent, SVG); }
 
+function bucketWidth(report) { return report.resolution === "minute" ? 60 : 3600; }
+
 function scales(report, lo, hi) {
-  // x: the report's window, so a bucket's place and width read as time
-  const x0 = report.since, x1 = Math.max(report.until, x0 + 1);
+  // x: the report's window, so a bucket's place and width read as time; cut to start a few
+  // buckets before the first one with data, so a young app is not a sliver at the edge
+  const starts = report.buckets.start, width = bucketWidth(report);
+  const first = starts.length ? starts[0] : report.since;
+  const last = starts.length ? starts[starts.length - 1] + width : report.until;
+  const x0 = Math.max(report.since, first - 5 * width);
+  const x1 = Math.max(report.until, last, x0 + 1);  // the current bucket ends after "until"
   if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
   const sx = t => PAD.l + (t - x0) / (x1 - x0) * (W - PAD.l - PAD.r);
   const sy = v => H - PAD.b - (v - lo) / (hi - lo) * (H - PAD.t - PAD.b);
@@ -117,7 +124,7 @@ function trafficChart(report) {
   const s = scales(report, 0, maxN);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "traffic" }, box);
   axes(svg, s, { label: "explored share (0–1)", color: COLORS.explore });
-  const width = report.resolution === "minute" ? 60 : 3600;
+  const width = bucketWidth(report);
   const bw = Math.max(1, s.sx(s.x0 + width) - s.sx(s.x0) - 1);
   for (const x of b) {
     const y = s.sy(x.all.decisions);

@@ -12,6 +12,12 @@ callers on one event loop, as in a replica:
 It prints decisions/s and this process's CPU per decision for both, single decisions (16
 callers) and batches of 100 (4 callers). The gap is what logging costs the replica; the
 HTTP layers (`bench_serve.py`) come on top of the second figure.
+
+Reporting: after each round, the round's decisions are joined (not timed) and the
+reporter counts them into the report buckets (timed, CPU of this process); its CPU per
+event is printed against the service's CPU per decision (single requests) of the same
+rounds. The replica's own share of reporting (its counters flushed to Redis once a
+second) is inside the service figure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import orjson
 from _redis import bench_redis
 from banditrec.config import AppConfig
 from banditrec.eventlog import EventLog, connect
+from banditrec.reporting import Reporter
 from banditrec.schema import DecisionRequest
 from banditrec.serving.service import DecisionService
 from banditrec.serving.settings import ServiceSettings
@@ -115,10 +122,16 @@ def main() -> None:
         gc.collect()
         gc.freeze()  # as the ingress replica does after start-up
         results: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in cases}
+        reporter, reporting = Reporter(log, "bench"), []
         for r in range(args.rounds):
             for key, (call, callers) in cases.items():
                 asyncio.run(measure(call, callers, 0.5))  # warm-up
                 results[key].append(asyncio.run(measure(call, callers, args.duration)))
+            while log.join_due("bench", now=time.time() + 3600, limit=5000):
+                pass
+            cpu = time.process_time()
+            counted = reporter.catch_up()
+            reporting.append((time.process_time() - cpu) / max(counted, 1) * 1e6)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         service.close()
         log.close()
@@ -134,6 +147,12 @@ def main() -> None:
             cpu = statistics.median(c for _, c in runs)
             print(f"{kind:<8} {labels[path]:<28} {rates[path]:>11,.0f} {cpu:>15.1f}")
         print(f"{kind:<8} {'service / core':<28} {rates['service'] / rates['core']:>11.2f}")
+    per_event = statistics.median(reporting)
+    per_decision = statistics.median(c for _, c in results[("single", "service")])
+    print(
+        f"reporting: {per_event:.1f} CPU µs per joined event, "
+        f"{per_event / per_decision:.1%} of the service's {per_decision:.1f} µs per decision"
+    )
 
 
 if __name__ == "__main__":

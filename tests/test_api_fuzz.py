@@ -43,6 +43,8 @@ OPERATIONS = [
     ("POST", "/v1/apps/{app}/erasures"),
     ("POST", "/v1/apps/{app}/pseudonym-keys:rotate"),
     ("GET", "/v1/apps/{app}/audit"),
+    ("GET", "/v1/apps/{app}/report"),
+    ("GET", "/v1/report"),
 ]
 # Documented but not fuzzed: each call trains the app's policy once per namespace over up to
 # 50,000 logged events (tests/test_privacy_api.py covers it).

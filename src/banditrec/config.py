@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .costs import UNIT, CostScale
 from .slate_config import SlateConfig
+from .experiments.config import ExperimentConfig, PromotionConfig
 
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -427,6 +428,12 @@ class AppConfig(_Strict):
         description="Slate (ranked list) settings: default positions and standing rules.",
         # Unset, it is left out of dumps: a stored config reads the same on any version.
         exclude_if=lambda v: v is None,
+    )
+    experiment: ExperimentConfig | None = Field(
+        None, description="Split traffic between policy variants (arms); see docs/experiments.md."
+    )
+    promotion: PromotionConfig | None = Field(
+        None, description="In apprentice mode: go online once the learned policy is shown better."
     )
 
     @model_validator(mode="after")

@@ -18,9 +18,11 @@ import numpy as np
 from . import pmf as pmf_ops
 from .config import AppConfig, FixedConfig, PolicyConfig
 from .dsjson import build_record, to_interaction
+from .experiments import Assignment, assign
 from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
+from .policies.baseline import UniformPolicy
 from .privacy.consent import opted_out
 from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
 from .sampling import draw, event_seed
@@ -65,6 +67,7 @@ class SlotChoice:
     features: FeatureSet
     order: list[int]
     probabilities: list[float]  # the served pmf, as the response and the log record take it
+    arm: Assignment | None = None  # the experiment arm that served it, if any
 
     @property
     def pmf(self) -> np.ndarray:
@@ -77,6 +80,7 @@ class SlotChoice:
 
 
 _DEFAULT_ACTION = FixedPolicy(FixedConfig())
+_ARM_POLICIES: dict[str, Policy] = {"default": _DEFAULT_ACTION, "uniform": UniformPolicy()}
 
 
 class DecisionEngine:
@@ -201,10 +205,13 @@ class DecisionEngine:
         slot: str | None,
         exploration: ExplorationOverride | None,
         served: _Served,
+        arm: Assignment | None = None,
     ) -> list[float]:
         """`pmf` as a list of floats: pure Python is cheaper than numpy at this size."""
         cfg = served.config
         policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
+        if arm is not None:  # an experiment's arm (its `learned` arm: the policy above)
+            policy = _ARM_POLICIES.get(arm.arm.kind, policy)
         p = pmf_ops.normalized(policy.probabilities(x, seed))
         floor = cfg.min_probability
         if exploration is not None:
@@ -215,13 +222,16 @@ class DecisionEngine:
         return pmf_ops.floored(p, floor)
 
     def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
-        return self.choose_features(request.event_id, self.features(request), request.exploration)
+        return self.choose_features(
+            request.event_id, self.features(request), request.exploration, request.unit_id
+        )
 
     def choose_features(
         self,
         event_id: str,
         features: Mapping[str | None, FeatureSet],
         exploration: ExplorationOverride | None = None,
+        unit_id: str | None = None,
     ) -> tuple[_Served, list[SlotChoice]]:
         """The decision step on prepared features: final pmf and seeded draw, per slot.
 
@@ -230,22 +240,28 @@ class DecisionEngine:
         """
         served = self._served  # one read: the whole request sees one model
         known = served.policies
+        experiment = served.config.experiment
+        arm = None  # experiments split the traffic of an app in online mode (experiments/)
+        if experiment is not None and served.config.mode == "online":
+            arm = assign(experiment, unit_id or event_id)
         choices = []
         for slot, x in features.items():
             if slot not in known:
                 raise UnknownSlotError(slot, [s for s in known if s is not None])
             seed = event_seed(served.config.seed, event_id, slot)
-            p = self._probabilities(x, seed, slot, exploration, served)
+            p = self._probabilities(x, seed, slot, exploration, served, arm)
             chosen = draw(p, seed)
             order = pmf_ops.ranking_order(p, chosen)
-            choices.append(SlotChoice(slot, x, order, p))
+            choices.append(SlotChoice(slot, x, order, p, arm))
         return served, choices
 
     def decide(self, request: DecisionRequest) -> Decision:
         if request.opt_out:
             return opted_out(request)
         request, _, features = self._private_features(request)
-        served, choices = self.choose_features(request.event_id, features, request.exploration)
+        served, choices = self.choose_features(
+            request.event_id, features, request.exploration, request.unit_id
+        )
         decision = _decision(request.event_id, served, choices)
         return explained(decision, served, choices) if request.explain else decision
 
@@ -265,7 +281,9 @@ class DecisionEngine:
         if request.opt_out:
             return opted_out(request), []
         request, subject, features = self._private_features(request)
-        served, choices = self.choose_features(request.event_id, features, request.exploration)
+        served, choices = self.choose_features(
+            request.event_id, features, request.exploration, request.unit_id
+        )
         cfg = served.config
         records = [
             build_record(
@@ -287,6 +305,9 @@ class DecisionEngine:
         if subject is not None:  # erasure finds the subject's records by this
             for record in records:
                 record[META_KEY]["subject"] = subject
+        for c, record in zip(choices, records, strict=True):
+            if c.arm is not None:  # p stays the probability within the arm (experiments/assign)
+                record[META_KEY].update(arm=c.arm.arm.name, arm_probability=c.arm.probability)
         decision = _decision(request.event_id, served, choices)
         if request.explain:
             decision = explained(decision, served, choices)

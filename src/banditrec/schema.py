@@ -143,6 +143,11 @@ class DecisionRequest(_Model):
         False,
         description="The user opted out of personalization: serve the default action, log nothing.",
     )
+    unit_id: str | None = Field(
+        None,
+        pattern=EVENT_ID_PATTERN,
+        description="The unit (a user) an app's experiment assigns to an arm; the event id if absent.",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> DecisionRequest:

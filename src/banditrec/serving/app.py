@@ -23,6 +23,7 @@ from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
 from .personalizer import install_personalizer
 from .privacy_routes import install_privacy_routes
+from .reports import install_reports
 from .service import DecisionService
 from .slates import install_slate_routes
 
@@ -74,6 +75,7 @@ def create_api(service: DecisionService) -> FastAPI:
 
     install_error_handlers(api, on_error)
     install_openapi(api)
+    install_reports(api, service)  # the online report and the dashboard page
 
     def credential(request: Request) -> str | None:
         if service.keyring.open:  # no keys to check: headers meant for a proxy pass through
@@ -161,7 +163,7 @@ def create_api(service: DecisionService) -> FastAPI:
 
     @api.get("/metrics", **route_docs("metrics"))
     async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await service.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     install_personalizer(api, service)  # Azure Personalizer's API, beside ours
     install_privacy_routes(api, service, credential)

@@ -24,6 +24,7 @@ from ray.serve.handle import DeploymentHandle
 from ..eventlog import EventLog, connect
 from ..policies.check import config_problems
 from ..privacy.retention import apply_retention
+from ..reporting import ReportingPool
 from .app import create_api
 from .learners import LearnerOptions, LearnerPool
 from .service import DecisionService
@@ -51,12 +52,14 @@ class LearnerDeployment:
     def __init__(self, redis_url: str, options: dict[str, Any] | None = None) -> None:
         self.log = EventLog(connect(redis_url))
         self.pool = LearnerPool(self.log, LearnerOptions(**(options or {})))
+        self.reports = ReportingPool(self.log)  # the online report's buckets, beside the joins
 
     def status(self) -> dict[str, dict[str, object]]:
         return self.pool.status()
 
     def __del__(self) -> None:
         self.pool.close()  # each learner publishes what it learned since its last publish
+        self.reports.close()
         self.log.close()
 
 

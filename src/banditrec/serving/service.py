@@ -9,6 +9,7 @@ state is one object), and refreshes the metrics that come from Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -32,6 +33,7 @@ from ..eventlog.errors import (
 from ..learner import ModelWatcher
 from ..privacy.keys import PseudonymKeys
 from ..privacy.retention import apply_retention
+from ..reporting.prometheus import ClusterMetrics
 from ..schema import Decision, DecisionRequest, Reward
 from .audit import record_action
 from ..slates.schema import SlateDecision
@@ -101,6 +103,7 @@ class DecisionService:
         self.log = log
         self.http: HttpLimits = settings.http
         self.metrics = ServiceMetrics()
+        self.cluster_metrics = ClusterMetrics(log, self.metrics.registry, secrets.token_hex(8))
         self._static_keys = list(settings.api_keys)
         self._keys_file = settings.keys_file
         self._keys_mtime: float | None = None
@@ -124,6 +127,8 @@ class DecisionService:
         self._stop.set()
         self._thread.join(timeout=5)
         self.writer.close()
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            self.cluster_metrics.flush()
 
     # --- apps ---------------------------------------------------------------------
 
@@ -194,6 +199,7 @@ class DecisionService:
     def _refresh_gauges(self) -> None:
         m = self.metrics
         m.flush_exploration()
+        self.cluster_metrics.flush()
         now = time.time()
         for app, rt in self._apps.items():
             m.model_version.labels(app).set(rt.engine.model_version)
@@ -416,6 +422,10 @@ class DecisionService:
         entries = await self._call(self.log.quarantine.list, app, limit)
         count = await self._call(self.log.quarantine.count, app)
         return {"app": app, "count": count, "entries": entries}
+
+    async def metrics_text(self) -> bytes:
+        """The service-wide Prometheus metrics, from Redis (see reporting.prometheus)."""
+        return await self._call(self.cluster_metrics.render, self.app_names())
 
     def _patch(self, app: str, patch: dict[str, Any], actor: str = "open") -> dict[str, Any]:
         rt = self.runtime(app)

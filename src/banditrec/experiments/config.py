@@ -1,0 +1,64 @@
+"""An app's experiment: arms (policy variants), their traffic weights, the guardrail.
+
+Kept apart from `banditrec.config` (which holds it as `AppConfig.experiment`) so the
+experiment code imports no policy code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ArmKind = Literal["learned", "default", "uniform"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: ArmKind = Field(
+        description="learned: the app's policy; default: the default action (the first "
+        "offered); uniform: every action alike (a holdout that keeps logs evaluable)."
+    )
+    weight: float = Field(1.0, ge=0.0, description="Share of units, relative to the others.")
+
+
+class GuardrailConfig(_Strict):
+    enabled: bool = True
+    min_decisions: int = Field(
+        200, ge=10, description="Joined decisions each arm needs before the guardrail judges."
+    )
+    window_minutes: int = Field(60, ge=1, le=2880, description="Recent window it judges on.")
+
+
+class PromotionConfig(_Strict):
+    """Apprentice → online when the learned policy's counterfactual lower bound beats the
+    default action's value (experiments/promotion.py)."""
+
+    enabled: bool = True
+    min_events: int = Field(1000, ge=50, description="Joined decisions needed to judge.")
+    window_events: int = Field(5000, ge=50, le=100_000, description="Most recent ones used.")
+
+
+class ExperimentConfig(_Strict):
+    """Units (the request's `unit_id`, else its event id) are split between arms by a
+    stable hash, in proportion to the weights."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    arms: list[ArmConfig] = Field(min_length=2, max_length=16)
+    guardrail: GuardrailConfig = Field(default_factory=GuardrailConfig)
+    srm_p_value: float = Field(
+        0.001, gt=0.0, lt=1.0, description="Sample-ratio mismatch is flagged below this p."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique, got {names}")
+        if not any(a.weight > 0 for a in self.arms):
+            raise ValueError("at least one arm needs a weight above 0")
+        return self

@@ -137,9 +137,9 @@ class VWPolicyConfig(_Strict):
 
     kind: Literal["vw"] = "vw"
     explorer: Explorer = Field(
-        default_factory=SquareCB,
-        description="How the policy explores; the default (SquareCB) was chosen by "
-        "bench/bench_quality.py against VW's own explorers (BENCHMARKS.md).",
+        default_factory=lambda: SquareCB(gamma_scale=30.0),
+        description="How the policy explores; the default, SquareCB with gamma_scale 30, was "
+        "chosen by bench/bench_quality.py against VW's own explorers (BENCHMARKS.md).",
     )
     cb_type: Literal["ips", "dr", "mtr", "dm"] = "mtr"
     interactions: list[str] | None = Field(

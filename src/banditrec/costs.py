@@ -8,11 +8,11 @@ reward range [low, high] learns
 
 so the best reward is cost 0 and the worst cost 1: a 0/1 reward is cost 1/0. VW's
 regressors start at 0, the best cost any action can have, so an action not yet tried
-looks as good as the best one seen: optimism in the face of uncertainty, which is what
-makes an explorer try it (the mapping was chosen by `bench/bench_quality.py`; with cost
-= −reward, untried actions start at the *worst* value and a greedy explorer settles on
-the first action that ever paid). [0, 1] is also the cost range VW's SquareCB and RegCB
-assume by default.
+looks as good as the best one seen (optimism in the face of uncertainty). [0, 1] is also
+the cost range VW's SquareCB and RegCB assume by default, and the Contextual Bandit
+Bake-off's convention. `bench/bench_quality.py` compared it with cost = −reward: better
+on the scikit-learn datasets with many classes (digits, iris), even over all its problems
+(BENCHMARKS.md).
 
 A joined record keeps the raw reward under banditrec's key, so reading a reward back
 never needs the range; a plain VW DSJson record (no banditrec key) is read with VW's

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .costs import UNIT, CostScale
-from .slate_config import SlateConfig
 from .experiments.config import ExperimentConfig, PromotionConfig
+from .slate_config import SlateConfig
 
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..config import AppConfig
 from ..schema import Decision, DecisionRequest, Reward
-from .discovery import DiscoveryRequest
 from ..slates.schema import SlateDecision, SlateRequest
+from .discovery import DiscoveryRequest
 from .errors import ErrorBody
 
 JSON = "application/json"

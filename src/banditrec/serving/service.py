@@ -35,8 +35,8 @@ from ..privacy.keys import PseudonymKeys
 from ..privacy.retention import apply_retention
 from ..reporting.prometheus import ClusterMetrics
 from ..schema import Decision, DecisionRequest, Reward
-from .audit import record_action
 from ..slates.schema import SlateDecision
+from .audit import record_action
 from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
 from .errors import ApiError, invalid

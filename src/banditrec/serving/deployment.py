@@ -23,9 +23,9 @@ from ray.serve.handle import DeploymentHandle
 
 from ..eventlog import EventLog, connect
 from .app import create_api
-from .learners import LearnerOptions, LearnerPool
+from .learners import LearnerPool
 from .service import DecisionService
-from .settings import ServiceSettings, load_settings
+from .settings import LearnerOptions, ServiceSettings, load_settings
 
 APP_NAME = "banditrec"
 HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
@@ -48,7 +48,7 @@ INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 class LearnerDeployment:
     def __init__(self, redis_url: str, options: dict[str, Any] | None = None) -> None:
         self.log = EventLog(connect(redis_url))
-        self.pool = LearnerPool(self.log, LearnerOptions(**(options or {})))
+        self.pool = LearnerPool(self.log, LearnerOptions.model_validate(options or {}))
 
     def status(self) -> dict[str, dict[str, object]]:
         return self.pool.status()
@@ -106,7 +106,9 @@ class BuildArgs(BaseModel):
     keep_live_configs: bool = Field(
         False, description="Keep configs already in Redis (changed live) instead of the file's."
     )
-    learners: dict[str, Any] = Field(default_factory=dict, description="LearnerOptions fields.")
+    learners: dict[str, Any] = Field(
+        default_factory=dict, description="LearnerOptions fields, over those of the config file."
+    )
 
 
 def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = False) -> list[str]:
@@ -131,7 +133,10 @@ def application(
     learner_options: dict[str, Any] | None = None,
     ingress_options: dict[str, Any] | None = None,
 ) -> Application:
-    learners = LearnerDeployment.bind(redis_url, learner_options or {})
+    options = {**settings.learners.model_dump(), **(learner_options or {})}
+    learners = LearnerDeployment.bind(
+        redis_url, LearnerOptions.model_validate(options).model_dump()
+    )
     ingress = IngressDeployment.options(**(ingress_options or {}))
     return ingress.bind(
         redis_url, settings.model_dump(mode="json"), open_access, spool_dir, learners

@@ -59,6 +59,12 @@ class Health(BaseModel):
     apps: list[str] | None = None
 
 
+class Liveness(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (still serving; see why)")
+    degraded: list[str] = Field(description="why the replica is degraded: spooling, ...")
+    apps: dict[str, list[str]] = Field(description="per app, why it is degraded")
+
+
 class ModelInfo(BaseModel):
     version: int
     n_learned: int
@@ -71,6 +77,14 @@ class OnlineReward(BaseModel):
     ci95: float | None = Field(description="Half-width of a normal 95% interval of the mean.")
 
 
+class AppHealth(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (still serving; see why)")
+    degraded: list[str] = Field(
+        description="spooling, event_log_unreachable, learner_behind, last_good_config"
+    )
+    details: dict[str, str] = Field(description="the app's own reasons, explained")
+
+
 class AppInfo(BaseModel):
     name: str
     config: AppConfig
@@ -80,6 +94,7 @@ class AppInfo(BaseModel):
     models: list[ModelInfo]
     counters: dict[str, int | float]
     online_reward: OnlineReward
+    health: AppHealth
 
 
 class AppPatch(BaseModel):
@@ -114,6 +129,7 @@ _RESPONSES: dict[str, Any] = {
     "AppList": AppList,
     "AppInfo": AppInfo,
     "Health": Health,
+    "Liveness": Liveness,
     "ErrorBody": ErrorBody,
 }
 
@@ -190,9 +206,14 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "ok": _ref("AppInfo"),
         "errors": (400, 401, 403, 404, 409, 413, 422, 503),
     },
-    "healthz": {"summary": "Liveness", "ok": _ref("Health"), "errors": (), "open": True},
+    "healthz": {
+        "summary": "Liveness, and any degraded state",
+        "ok": _ref("Liveness"),
+        "errors": (),
+        "open": True,
+    },
     "readyz": {
-        "summary": "Readiness: the apps are loaded and the event log answers",
+        "summary": "Readiness: the apps are loaded and decisions can be logged",
         "ok": _ref("Health"),
         "errors": (),
         "extra": {503: {"description": "Not ready", "content": _content(_ref("Health"))}},

@@ -58,12 +58,24 @@ def haproxy_pids(runtime_dir: Path) -> list[int]:
     return found
 
 
+def _running(proc: psutil.Process) -> bool:
+    """Still running: exited processes stay zombies until their parent reaps them."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _terminate(procs: list[psutil.Process], timeout_s: float = 10.0) -> None:
+    """SIGTERM (Redis flushes its append-only file on it), SIGKILL what is left after
+    `timeout_s`."""
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    for proc in alive:
+    deadline = time.monotonic() + timeout_s
+    while (procs := [p for p in procs if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
 

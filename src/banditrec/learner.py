@@ -103,7 +103,7 @@ class LearnerState:
 
 class Learner:
     def __init__(
-        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 10.0
+        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 4.0
     ) -> None:
         self.log = event_log
         self.app = app
@@ -253,18 +253,19 @@ class Learner:
                         is not None
                     )
                     if not holding:
-                        stop.wait(self.lease_ttl_s / 3)
+                        stop.wait(self.lease_ttl_s / 4)
                         continue
                     self.load()  # another learner may have published since we last looked
                     last_renew = now
-                elif now - last_renew > self.lease_ttl_s / 3:
+                elif now - last_renew > self.lease_ttl_s / 4:
                     holding = self.log.models.renew_lease(self.app, self.token, self.lease_ttl_s)
                     last_renew = now
                     if not holding:
                         log.warning("app %r: learner lease lost; standing by", self.app)
                         continue
                     self._follow_config()
-                wait_ms = block_ms
+                # Never block past the next renewal: a lease that runs out hands the app over.
+                wait_ms = min(block_ms, int(self.lease_ttl_s * 250))
                 if self.pending:  # learned, not yet published: wake up when that falls due
                     wait_ms = int(max(0.0, last_publish + publish_every_s - now) * 1000)
                 self.learn_available(block_ms=wait_ms or None)

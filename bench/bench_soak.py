@@ -53,7 +53,7 @@ def service_processes() -> dict[int, str]:
 
 async def drive(url: str, seconds: float, rate: float | None, concurrency: int) -> dict:
     """Decision + reward pairs for `seconds`; paced to `rate` pairs/s in total when given."""
-    counts = {"ok": 0, "errors": 0}
+    counts: dict = {"ok": 0, "errors": 0, "reward_s": []}
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
     issued = 0
@@ -69,11 +69,15 @@ async def drive(url: str, seconds: float, rate: float | None, concurrency: int) 
             try:
                 r = await http.post(f"/v1/apps/{app}/decisions", json=example_request(app, i))
                 r.raise_for_status()
+                sent = time.perf_counter()
                 r = await http.post(
                     f"/v1/apps/{app}/rewards",
                     json={"event_id": r.json()["event_id"], "value": float(i % 2)},
                 )
                 r.raise_for_status()
+                counts["reward_s"].append(time.perf_counter() - sent)
+                if r.json()["outcome"] != "accepted":
+                    raise httpx.HTTPError(f"reward outcome {r.json()['outcome']}")
                 counts["ok"] += 1
             except httpx.HTTPError as exc:
                 counts["errors"] += 1
@@ -133,6 +137,13 @@ def main() -> None:
     print(
         f"{args.minutes:g} min at {rate:.0f} pairs/s: {counts['ok']} pairs, {counts['errors']} errors"
     )
+    latency = sorted(counts["reward_s"])
+    if latency:
+        p99 = latency[int(0.99 * (len(latency) - 1))]
+        print(
+            f"single reward calls: p50 {1000 * latency[len(latency) // 2]:.1f} ms, "
+            f"p99 {1000 * p99:.1f} ms, max {1000 * latency[-1]:.1f} ms"
+        )
     worst = 0.0
     for pid, series in samples.items():
         after = [rss for t, rss in series if t >= warmup]

@@ -8,8 +8,9 @@ example apps with a 1 s reward wait, an embedded Redis), drives the `channel` ap
 
 - the LearnerPool replica: "learner back and caught up" is the time from the kill until
   a model published after it has learned every event joined more than 0.5 s earlier;
-- one Ingress replica: "replacement replica serving" is the time from the kill until
-  Serve reports both Ingress replicas RUNNING again (HAProxy routes to running replicas).
+- one Ingress replica: "replacement replica serving" is the time from the kill until a
+  new replica process exists and Serve reports two Ingress replicas RUNNING again
+  (HAProxy routes to running replicas).
 
 Also printed: requests that failed during the run (the other replica keeps answering).
 
@@ -74,12 +75,16 @@ def load(url: str, rate: float, stop: threading.Event, counts: dict[str, int]) -
                 counts["failed"] += 1
 
 
-def learner_recovery(log: EventLog) -> float:
+def learner_recovery(log: EventLog, phases: list[float]) -> float:
     (pid,) = replica_pids("LearnerPool")
     killed = time.time()
     os.kill(pid, signal.SIGKILL)
+    respawned = None
     while True:
         time.sleep(0.05)
+        if respawned is None and set(replica_pids("LearnerPool")) - {pid}:
+            respawned = time.time() - killed
+            phases.append(respawned)
         model = log.latest_model(APP)
         if model is not None and model.created_at > killed and lags(log, APP).learner_lag_s < 0.5:
             return time.time() - killed
@@ -88,13 +93,13 @@ def learner_recovery(log: EventLog) -> float:
 def replica_recovery() -> float:
     from ray import serve
 
-    pid = replica_pids("Ingress")[0]
+    before = set(replica_pids("Ingress"))
     killed = time.time()
-    os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)  # let Serve notice the death first
+    os.kill(min(before), signal.SIGKILL)
     while True:
         status = serve.status().applications["banditrec"].deployments["Ingress"]
-        if status.replica_states.get("RUNNING", 0) >= 2 and pid not in replica_pids("Ingress"):
+        new = set(replica_pids("Ingress")) - before
+        if new and status.replica_states.get("RUNNING", 0) >= 2:
             return time.time() - killed
         time.sleep(0.05)
 
@@ -116,7 +121,9 @@ def main() -> None:
         num_cpus=2,
     )
     counts = {"ok": 0, "failed": 0}
-    learner, replica = [], []
+    learner: list[float] = []
+    replica: list[float] = []
+    respawned: list[float] = []
     with LocalService(options) as service:
         log = EventLog(connect(service.redis_url))
         stop = threading.Event()
@@ -125,7 +132,7 @@ def main() -> None:
         try:
             time.sleep(5.0)
             for _ in range(args.rounds):
-                learner.append(learner_recovery(log))
+                learner.append(learner_recovery(log, respawned))
                 time.sleep(3.0)
                 replica.append(replica_recovery())
                 time.sleep(3.0)
@@ -134,6 +141,9 @@ def main() -> None:
             thread.join()
     print(f"under load of {args.rate:.0f} decisions/s (+ rewards), {args.rounds} rounds:")
     print("learner back and caught up, s:  " + ", ".join(f"{t:.1f}" for t in learner))
+    print(
+        "  of which until its process was started, s: " + ", ".join(f"{t:.1f}" for t in respawned)
+    )
     print("replacement replica serving, s: " + ", ".join(f"{t:.1f}" for t in replica))
     print(f"decision+reward pairs: {counts['ok']} ok, {counts['failed']} failed")
 

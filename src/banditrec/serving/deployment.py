@@ -37,6 +37,10 @@ INGRESS_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 # formats its per-request INFO record (caller lookup included) before a filter drops it;
 # at WARNING it is skipped at the first check.
 INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
+# Serve learns that a replica died from its next health check (every 10 s by default): a
+# killed learner or replica was replaced ~10 s late. Every 2 s costs each replica a call
+# it answers at once.
+HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
 
 
 @serve.deployment(
@@ -44,6 +48,7 @@ INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
     num_replicas=1,
     max_ongoing_requests=8,
     ray_actor_options={"num_cpus": 0.5},
+    **HEALTH_CHECK,
 )
 class LearnerDeployment:
     def __init__(self, redis_url: str, options: dict[str, Any] | None = None) -> None:
@@ -63,6 +68,7 @@ class LearnerDeployment:
     max_ongoing_requests=256,
     ray_actor_options={"num_cpus": 0.5, "runtime_env": {"env_vars": INGRESS_ENV}},
     logging_config=INGRESS_LOGGING,
+    **HEALTH_CHECK,
 )
 @serve.ingress()
 class IngressDeployment:

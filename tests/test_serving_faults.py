@@ -81,7 +81,10 @@ def test_while_redis_is_away_the_replica_decides_ready_and_says_it_is_degraded(
     info = http.get(f"/v1/apps/{APP}").json()
     assert info["health"] == {"status": "ok", "degraded": [], "details": {}}
     assert info["counters"]["decisions"] == 1
-    assert 'banditrec_degraded{app="",reason="spooling"} 0.0' in http.get("/metrics").text
+    wait_for(
+        lambda: 'banditrec_degraded{app="",reason="spooling"} 0.0' in http.get("/metrics").text,
+        "the metric to follow",
+    )
 
 
 def test_redis_restarted_under_load_every_decision_and_reward_is_joined_once(

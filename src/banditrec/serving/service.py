@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,10 @@ class DecisionService:
         self._last_refresh_ok = time.monotonic()
         self._changes = log.changes()
         self.writer = DecisionWriter(log.log_decisions)
+        # Rewards, activations and admin calls wait on Redis in threads of their own: in the
+        # event loop's default pool they would queue behind whatever else the replica's
+        # framework runs there.
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="banditrec-eventlog")
         self._thread = threading.Thread(
             target=self._refresh_loop, name="banditrec-refresh", daemon=True
         )
@@ -130,6 +135,7 @@ class DecisionService:
         self._thread.join(timeout=5)
         self._changes.close()
         self.writer.close()
+        self._io.shutdown(wait=False)
 
     # --- apps ---------------------------------------------------------------------
 
@@ -379,7 +385,7 @@ class DecisionService:
     async def _call(self, fn: Callable, *args: Any) -> Any:
         """A blocking event-log call, off the event loop."""
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
         except UNAVAILABLE_ERRORS as exc:
             raise ApiError(503, "event log unavailable", [str(exc)]) from None
         except ConfigChangedError as exc:

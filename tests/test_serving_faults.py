@@ -127,7 +127,7 @@ def test_redis_restarted_under_load_every_decision_and_reward_is_joined_once(
         stop.set()
         thread.join()
     assert not errors, errors[:3]
-    wait_for(lambda: replica.log.stats(APP)["joined"] == len(sent), "every decision joined")
+    wait_for(lambda: replica.log.stats(APP).get("joined", 0) == len(sent), "every decision joined")
     joined = {
         r["_banditrec"]["event_id"]: r for _, r in replica.log.read_joined(APP, count=100_000)
     }

@@ -22,6 +22,8 @@ Figure (issue: policies that personalize out of the box, item 5): gap <= 1 perce
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +44,13 @@ from banditrec.serving.runner import LocalService, RunOptions
 from banditrec.serving.settings import ServiceSettings
 
 TARGET_GAP_PP = 1.0
+
+
+def data_dir(prefix: str) -> Path:
+    """A directory for the service's Redis and spool, removed when the bench exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def app_config(name: str) -> AppConfig:
@@ -111,7 +120,7 @@ def main() -> None:
     options = RunOptions(
         settings=settings,
         port=free_port(),
-        data_dir=Path(tempfile.mkdtemp(prefix="bench-gap-")),
+        data_dir=data_dir("bench-gap-"),
         replicas=1,
         open_access=True,
         num_cpus=2,

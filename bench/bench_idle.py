@@ -18,7 +18,9 @@ the learner pool <= 1% of a core each when idle, above that baseline.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -47,6 +49,13 @@ GROUPS = (
     ("raylet", "raylet"),
     ("gcs_server", "gcs_server"),
 )
+
+
+def data_dir(prefix: str) -> Path:
+    """A directory for the service's Redis and spool, removed when the bench exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def label(proc: psutil.Process) -> str:
@@ -103,7 +112,7 @@ def main() -> None:
     from tests.plugins.ray_cluster import example_request
 
     settings = load_settings(None)
-    data = Path(tempfile.mkdtemp(prefix="bench-idle-"))
+    data = data_dir("bench-idle-")
     options = RunOptions(
         settings=settings,
         port=free_port(),

@@ -21,7 +21,9 @@ from ~10 s (learner) and ~12 s (replica).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,6 +44,13 @@ from banditrec.serving.runner import LocalService, RunOptions
 from banditrec.serving.settings import load_settings
 
 APP = "channel"
+
+
+def data_dir(prefix: str) -> Path:
+    """A directory for the service's Redis and spool, removed when the bench exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def replica_pids(deployment: str) -> list[int]:
@@ -115,7 +124,7 @@ def main() -> None:
     options = RunOptions(
         settings=settings,
         port=free_port(),
-        data_dir=Path(tempfile.mkdtemp(prefix="bench-recovery-")),
+        data_dir=data_dir("bench-recovery-"),
         replicas=2,
         open_access=True,
         num_cpus=2,

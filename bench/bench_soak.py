@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +38,13 @@ from banditrec.serving.settings import load_settings
 
 APPS = ("content", "channel")
 TARGET_GROWTH = 0.05
+
+
+def data_dir(prefix: str) -> Path:
+    """A directory for the service's Redis and spool, removed when the bench exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def service_processes() -> dict[int, str]:
@@ -102,7 +111,7 @@ def main() -> None:
     options = RunOptions(
         settings=settings,
         port=free_port(),
-        data_dir=Path(tempfile.mkdtemp(prefix="bench-soak-")),
+        data_dir=data_dir("bench-soak-"),
         replicas=2,
         open_access=True,
         num_cpus=2,

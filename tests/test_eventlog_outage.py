@@ -17,6 +17,7 @@ import pytest
 from banditrec.config import AppConfig, RewardConfig
 from banditrec.engine import DecisionEngine
 from banditrec.eventlog import (
+    AppKeys,
     EmbeddedRedis,
     EventLog,
     EventLogSettings,
@@ -270,3 +271,43 @@ def test_while_spooling_a_record_that_is_not_json_fails_only_its_caller(
     assert log.stats(APP)["decisions"] == 1 + 5  # the good callers' records, and only those
     assert log.get_decision(APP, good[0]["EventId"]) is not None
     log.close()
+
+
+def test_a_reward_spooled_elsewhere_still_meets_its_replayed_decision(
+    restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """Decisions spooled by one replica and their rewards by another replay at different
+    times; a joiner running in between must not join the decisions with the default reward
+    (the decisions' wait restarts at their replay)."""
+    server = restartable_redis
+    wait_s = 5.0
+    deciding = EventLog(connect(server.url), spool_dir=tmp_path / "spool-a")
+    config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=wait_s, aggregation="sum"))
+    deciding.put_config(config)
+    engine = DecisionEngine(config)
+    rewarding = EventLog(connect(server.url), spool_dir=tmp_path / "spool-b")
+    server.stop()
+    decided = [engine.decide_logged(r) for r in make_requests(50, seed=4)]
+    for _, records in decided:  # decided long enough ago that their wait was over in the outage
+        records[0]["_banditrec"]["decided_at"] -= 10 * wait_s
+        assert deciding.log_decisions(APP, records) == [None]
+    outcomes = rewarding.add_rewards(
+        APP, [Reward(event_id=d.event_id, value=2.0) for d, _ in decided]
+    )
+    assert set(outcomes) == {"spooled"}
+    rewarding.close()  # its spool stays on disk (Redis is down) for the next process
+    server.start()
+    wait_for(lambda: not deciding.spooling, what="the decisions' spool to be replayed")
+    replayed_at = time.time()
+    assert deciding.join_due(APP) == 0  # their wait restarted at the replay
+    deadline = float(deciding.client.hget(AppKeys(APP).event(decided[0][0].event_id), "deadline"))
+    assert deadline >= replayed_at + wait_s - 1.0
+    adopting = EventLog(connect(server.url), spool_dir=tmp_path / "spool-b")
+    wait_for(lambda: not adopting.spooling, what="the rewards' spool to be replayed")
+    assert deciding.stats(APP)["rewards"] == 50
+    while deciding.join_due(APP, now=time.time() + 10 * wait_s):
+        pass
+    joined = deciding.read_joined(APP, count=1000)
+    assert [r["_banditrec"]["reward"] for _, r in joined] == [2.0] * 50
+    for log in (deciding, adopting):
+        log.close()

@@ -107,7 +107,7 @@ class LearnerState:
 
 class Learner:
     def __init__(
-        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 10.0
+        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 4.0
     ) -> None:
         self.log = event_log
         self.app = app
@@ -248,14 +248,18 @@ class Learner:
         self,
         stop: threading.Event,
         *,
-        publish_every_s: float = 0.5,
+        publish_every_s: float = 0.1,
         publish_every_n: int = 20_000,
-        block_ms: int = 100,
+        block_ms: int = 1000,
         trim_every_s: float = 10.0,
     ) -> None:
         """Learn until `stop` is set, publishing at least every `publish_every_s` seconds (when
         there is something new) or every `publish_every_n` events. Holds the app's lease;
-        waits as a standby while another learner holds it."""
+        waits as a standby while another learner holds it.
+
+        Between events it waits on Redis (a blocking XREAD of up to `block_ms`, shorter when
+        a publish falls due sooner): new joined events wake it at once, and an idle learner
+        sleeps. An event after a quiet spell is published right away."""
         holding = False
         last_publish = last_renew = last_trim = time.monotonic()
         while not stop.is_set():
@@ -267,18 +271,22 @@ class Learner:
                         is not None
                     )
                     if not holding:
-                        stop.wait(self.lease_ttl_s / 3)
+                        stop.wait(self.lease_ttl_s / 4)
                         continue
                     self.load()  # another learner may have published since we last looked
                     last_renew = now
-                elif now - last_renew > self.lease_ttl_s / 3:
+                elif now - last_renew > self.lease_ttl_s / 4:
                     holding = self.log.models.renew_lease(self.app, self.token, self.lease_ttl_s)
                     last_renew = now
                     if not holding:
                         log.warning("app %r: learner lease lost; standing by", self.app)
                         continue
                     self._follow_config()
-                self.learn_available(block_ms=block_ms)
+                # Never block past the next renewal: a lease that runs out hands the app over.
+                wait_ms = min(block_ms, int(self.lease_ttl_s * 250))
+                if self.pending:  # learned, not yet published: wake up when that falls due
+                    wait_ms = int(max(0.0, last_publish + publish_every_s - now) * 1000)
+                self.learn_available(block_ms=wait_ms or None)
                 now = time.monotonic()
                 if self.pending >= publish_every_n or (
                     self.pending and now - last_publish >= publish_every_s
@@ -334,11 +342,32 @@ class Joiner:
         self.app = app
         self.limit = limit
 
-    def run(self, stop: threading.Event, *, interval_s: float = 0.1) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        interval_s: float = 0.05,
+        idle_interval_s: float = 1.0,
+        idle_after_s: float = 5.0,
+    ) -> None:
+        """Join until `stop` is set. Looks every `interval_s` while decisions come in; once
+        nothing has arrived or been joined for `idle_after_s`, every `idle_interval_s`,
+        and never later than the next join deadline."""
+        last_active = time.monotonic()
+        last_pending = -1
         while not stop.is_set():
             try:
-                if self.log.join_due(self.app, limit=self.limit) == 0:
-                    stop.wait(interval_s)
+                if self.log.join_due(self.app, limit=self.limit) > 0:
+                    last_active = time.monotonic()
+                    continue
+                pending, next_due = self.log.next_due(self.app)
+                now = time.monotonic()
+                if pending != last_pending:
+                    last_active, last_pending = now, pending
+                wait = interval_s if now - last_active < idle_after_s else idle_interval_s
+                if next_due is not None:
+                    wait = min(wait, max(interval_s / 5, next_due - time.time()))
+                stop.wait(wait)
             except REDIS_DOWN as exc:
                 log.warning("app %r: joiner waiting for Redis: %s", self.app, exc)
                 stop.wait(1.0)
@@ -348,7 +377,8 @@ class Joiner:
 
 
 class ModelWatcher:
-    """Keeps a serving engine on the app's current model and config."""
+    """Keeps a serving engine on the app's current model and config (`poll` when told of a
+    change, or on a timer with `run`)."""
 
     def __init__(self, event_log: EventLog, app: str, engine: DecisionEngine) -> None:
         self.log = event_log
@@ -423,8 +453,8 @@ class AppWorker:
         event_log: EventLog,
         app: str,
         *,
-        join_interval_s: float = 0.1,
-        publish_every_s: float = 0.5,
+        join_interval_s: float = 0.05,
+        publish_every_s: float = 0.1,
         publish_every_n: int = 20_000,
     ) -> None:
         self.app = app

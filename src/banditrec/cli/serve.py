@@ -84,6 +84,14 @@ def serve_command(
         bool, typer.Option(help="Keep app configs already in Redis (changed live), not the file's.")
     ] = False,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of a locally started Ray.")] = None,
+    publish_every: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds between model publishes while learning (apps.yaml `learners: "
+            "{publish_every_s}`; default 0.1): how soon replicas serve what was learned.",
+        ),
+    ] = None,
     default_proxy: Annotated[
         bool,
         typer.Option(help="Serve's default Python proxy instead of HAProxy (slower; to compare)."),
@@ -95,6 +103,8 @@ def serve_command(
     from ..serving.settings import load_settings
 
     settings = load_settings(config)
+    if publish_every is not None:
+        settings.learners.publish_every_s = publish_every
     if keys_file is not None:
         settings.keys_file = keys_file.resolve()
     has_keys = bool(settings.api_keys) or (

@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 from ..config import AppConfig
 from ..costs import CostScale
 from ..schema import EVENT_ID_PATTERN, META_KEY, Reward
+from .changes import ChangeFeed, announce
 from .config_store import ConfigStore
 from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
 from .keys import APPS_KEY, UNKNOWN_APP_ORPHANS_KEY, UNKNOWN_APP_STATS_KEY, AppKeys, check_app_name
@@ -187,12 +188,20 @@ class EventLog:
 
     @_unavailable_as_error
     def put_config(self, config: AppConfig) -> int:
-        return self.configs.put(config)
+        version = self.configs.put(config)
+        announce(self.client, config.name)
+        return version
 
     @_unavailable_as_error
     def update_config(self, app: str, change: Callable[[AppConfig], AppConfig]) -> AppConfig:
         """Apply `change` to the stored config as a compare-and-set (see ConfigStore.update)."""
-        return self.configs.update(check_app_name(app), change)
+        config = self.configs.update(check_app_name(app), change)
+        announce(self.client, app)
+        return config
+
+    def changes(self) -> ChangeFeed:
+        """A feed of the apps whose model or config changes (see eventlog.changes)."""
+        return ChangeFeed(self.client)
 
     @_unavailable_as_error
     def get_config(self, app: str) -> AppConfig | None:
@@ -421,6 +430,17 @@ class EventLog:
         keys = [k.pending, k.stats, k.joined, k.rules, *(k.event(e) for e in event_ids)]
         return int(self.scripts.call("join_due", keys, [repr(now), *event_ids]))
 
+    @_unavailable_as_error
+    def next_due(self, app: str) -> tuple[int, float | None]:
+        """(pending decisions, the earliest join deadline among them or None): what a joiner
+        sleeps on."""
+        k = AppKeys(check_app_name(app))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(k.pending)
+        pipe.zrange(k.pending, 0, 0, withscores=True)
+        pending, first = pipe.execute()
+        return int(pending), float(first[0][1]) if first else None
+
     def _expire_early(self, k: AppKeys, now: float) -> int:
         ids = self.client.zrangebyscore(k.early_due, "-inf", now, start=0, num=1000)
         if not ids:
@@ -550,7 +570,7 @@ class EventLog:
         skipped_delta: int = 0,
         note: str = "",
     ) -> int:
-        return self.models.publish(
+        version = self.models.publish(
             app,
             models,
             offset,
@@ -560,6 +580,8 @@ class EventLog:
             skipped_delta=skipped_delta,
             note=note,
         )
+        announce(self.client, app)
+        return version
 
     @_unavailable_as_error
     def latest_model(self, app: str) -> ModelRecord | None:
@@ -585,7 +607,9 @@ class EventLog:
 
     @_unavailable_as_error
     def rollback(self, app: str, version: int) -> int:
-        return self.models.rollback(app, version)
+        restored = self.models.rollback(app, version)
+        announce(self.client, app)
+        return restored
 
     @_unavailable_as_error
     def list_models(self, app: str) -> list[ModelRecord]:

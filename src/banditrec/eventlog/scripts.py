@@ -138,7 +138,10 @@ for e = 1, (#KEYS - 5) / 2 do
       fields[#fields + 1] = 'r:' .. ARGV[a + 2 * i]
       fields[#fields + 1] = ARGV[a + 2 * i + 1]
     end
+    -- A decision replayed from the spool waits its full time from now: its rewards may
+    -- still be on their way (spooled after it, or by another process).
     local deadline = tonumber(decided_at) + wait
+    if replay == '1' then deadline = math.max(deadline, tonumber(now) + wait) end
     local activated = '1'
     if deferred == '1' then activated = '0' end
     redis.call('HSET', ev, 'slots', table.concat(names, ','), 'deadline', tostring(deadline),

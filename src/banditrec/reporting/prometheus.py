@@ -13,6 +13,8 @@ Redis hash once per refresh (`flush`), and `/metrics` renders, from Redis:
   `rate(banditrec_reward_sum_total[5m]) / rate(banditrec_joined_decisions_total[5m])` is
   the service's mean reward;
 - per app, gauges read at scrape time: model version, pending events, join and learner lag;
+- the answering replica's own state, labelled `replica`: `banditrec_config_stale{app}` and
+  `banditrec_degraded{app,reason}`;
 - `banditrec_replicas`: how many replicas flushed within the last `REPLICA_TTL_S`.
 """
 
@@ -47,7 +49,10 @@ _GAUGES = {
     "pending_events": "Decisions waiting for rewards.",
     "join_lag_seconds": "How long the oldest decision past its reward wait has waited.",
     "learner_lag_events": "Joined events the published model has not learned yet.",
+    "learner_lag_seconds": "How long ago the oldest joined event not yet learned was joined.",
 }
+# The answering replica's own state, labelled with its id: not summed, not from Redis.
+_REPLICA_GAUGES = ("banditrec_config_stale", "banditrec_degraded")
 
 
 class ClusterMetrics:
@@ -97,6 +102,16 @@ class _FromRedis(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._replica_sums()
         yield from self._app_metrics()
+        yield from self._replica_state()
+
+    def _replica_state(self) -> Iterator[Metric]:
+        replica = {"replica": self.owner.replica_id}
+        for family in self.owner.registry.collect():
+            if family.name in _REPLICA_GAUGES:
+                metric = Metric(family.name, family.documentation, family.type)
+                for s in family.samples:
+                    metric.add_sample(s.name, {**s.labels, **replica}, s.value)
+                yield metric
 
     def _replica_sums(self) -> Iterator[Metric]:
         client = self.owner.log.client
@@ -143,6 +158,7 @@ class _FromRedis(Collector):
                 "pending_events": lag.pending,
                 "join_lag_seconds": lag.join_lag_s,
                 "learner_lag_events": lag.learner_lag_events,
+                "learner_lag_seconds": lag.learner_lag_s,
             }
             for key, metric in gauges.items():
                 metric.add_sample(metric.name, {"app": app}, values[key])

@@ -153,7 +153,7 @@ def create_api(service: DecisionService) -> FastAPI:
 
     @api.get("/healthz", **route_docs("healthz"))
     async def healthz() -> Response:
-        return _json({"status": "ok", **stale()})
+        return _json({**service.health(), **stale()})  # alive: 200, degraded or not
 
     @api.get("/readyz", **route_docs("readyz"))
     async def readyz() -> Response:

@@ -26,9 +26,9 @@ from ..policies.check import config_problems
 from ..privacy.retention import apply_retention
 from ..reporting import ReportingPool
 from .app import create_api
-from .learners import LearnerOptions, LearnerPool
+from .learners import LearnerPool
 from .service import DecisionService
-from .settings import ServiceSettings, load_settings
+from .settings import LearnerOptions, ServiceSettings, load_settings
 
 APP_NAME = "banditrec"
 HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
@@ -40,6 +40,10 @@ INGRESS_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 # formats its per-request INFO record (caller lookup included) before a filter drops it;
 # at WARNING it is skipped at the first check.
 INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
+# Serve learns that a replica died from its next health check (every 10 s by default): a
+# killed learner or replica was replaced ~10 s late. Every 2 s costs each replica a call
+# it answers at once.
+HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
 
 
 @serve.deployment(
@@ -47,11 +51,12 @@ INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
     num_replicas=1,
     max_ongoing_requests=8,
     ray_actor_options={"num_cpus": 0.5},
+    **HEALTH_CHECK,
 )
 class LearnerDeployment:
     def __init__(self, redis_url: str, options: dict[str, Any] | None = None) -> None:
         self.log = EventLog(connect(redis_url))
-        self.pool = LearnerPool(self.log, LearnerOptions(**(options or {})))
+        self.pool = LearnerPool(self.log, LearnerOptions.model_validate(options or {}))
         self.reports = ReportingPool(self.log)  # the online report's buckets, beside the joins
 
     def status(self) -> dict[str, dict[str, object]]:
@@ -68,6 +73,7 @@ class LearnerDeployment:
     max_ongoing_requests=256,
     ray_actor_options={"num_cpus": 0.5, "runtime_env": {"env_vars": INGRESS_ENV}},
     logging_config=INGRESS_LOGGING,
+    **HEALTH_CHECK,
 )
 @serve.ingress()
 class IngressDeployment:
@@ -111,7 +117,9 @@ class BuildArgs(BaseModel):
     keep_live_configs: bool = Field(
         False, description="Keep configs already in Redis (changed live) instead of the file's."
     )
-    learners: dict[str, Any] = Field(default_factory=dict, description="LearnerOptions fields.")
+    learners: dict[str, Any] = Field(
+        default_factory=dict, description="LearnerOptions fields, over those of the config file."
+    )
 
 
 def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = False) -> list[str]:
@@ -141,7 +149,10 @@ def application(
     learner_options: dict[str, Any] | None = None,
     ingress_options: dict[str, Any] | None = None,
 ) -> Application:
-    learners = LearnerDeployment.bind(redis_url, learner_options or {})
+    options = {**settings.learners.model_dump(), **(learner_options or {})}
+    learners = LearnerDeployment.bind(
+        redis_url, LearnerOptions.model_validate(options).model_dump()
+    )
     ingress = IngressDeployment.options(**(ingress_options or {}))
     return ingress.bind(
         redis_url, settings.model_dump(mode="json"), open_access, spool_dir, learners

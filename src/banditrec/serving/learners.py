@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
 
 from ..eventlog import EventLog
 from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
 from ..learner import AppWorker
+from .settings import LearnerOptions
 
 log = logging.getLogger("banditrec.learners")
-
-
-@dataclass(slots=True)
-class LearnerOptions:
-    join_interval_s: float = 0.1
-    publish_every_s: float = 1.0
-    publish_every_n: int = 20_000
-    discover_interval_s: float = 1.0
 
 
 class LearnerPool:
@@ -51,8 +43,7 @@ class LearnerPool:
 
     def _discover(self) -> None:
         names = set(self.log.list_apps())
-        options = asdict(self.options)
-        options.pop("discover_interval_s")
+        options = self.options.model_dump(exclude={"discover_interval_s"})
         for app in names - self._workers.keys():
             try:  # each app on its own: one that cannot start leaves the others learning
                 self._workers[app] = AppWorker(self.log, app, **options).start()

@@ -66,6 +66,20 @@ class ServiceMetrics:
             ["app"],
             registry=r,
         )
+        self.learner_lag_seconds = Gauge(
+            "banditrec_learner_lag_seconds",
+            "How long ago the oldest joined event the published model has not learned was joined.",
+            ["app"],
+            registry=r,
+        )
+        self.degraded = Gauge(
+            "banditrec_degraded",
+            "1 while the replica (app '') or an app serves in a degraded state, by reason: "
+            "spooling, event_log_unreachable, learner_behind, last_good_config.",
+            ["app", "reason"],
+            registry=r,
+        )
+        self._degraded_seen: set[tuple[str, str]] = set()
         self.pending = Gauge(
             "banditrec_pending_events", "Decisions waiting for rewards.", ["app"], registry=r
         )
@@ -96,6 +110,16 @@ class ServiceMetrics:
         for app, (total, n) in sums.items():
             if n:
                 self.exploration.labels(app).set(total / n)
+
+    def set_degraded(self, health: dict[str, Any]) -> None:
+        """Mirror `DecisionService.health()`: 1 for each reason now, 0 for those gone."""
+        now = {("", reason) for reason in health["degraded"]}
+        now |= {(app, reason) for app, reasons in health["apps"].items() for reason in reasons}
+        for labels in self._degraded_seen - now:
+            self.degraded.labels(*labels).set(0)
+        for labels in now:
+            self.degraded.labels(*labels).set(1)
+        self._degraded_seen |= now
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

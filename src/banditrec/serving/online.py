@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..eventlog import AppKeys, EventLog
-from ..eventlog.records import joined_header
+from ..eventlog.records import joined_header, stream_id_tuple
 
 RECENT_EVENTS = 1000
 
@@ -38,6 +38,7 @@ class Lags:
     pending: int
     join_lag_s: float  # how long the oldest decision past its wait has waited to be joined
     learner_lag_events: int  # joined events no published model has consumed yet
+    learner_lag_s: float  # how long ago the oldest of those was joined
 
 
 def lags(log: EventLog, app: str, now: float | None = None) -> Lags:
@@ -46,8 +47,18 @@ def lags(log: EventLog, app: str, now: float | None = None) -> Lags:
     oldest = log.client.zrange(AppKeys(app).pending, 0, 0, withscores=True)
     join_lag = max(0.0, now - float(oldest[0][1])) if oldest else 0.0
     consumed = stats.get("learned", 0) + stats.get("skipped", 0)
+    learner_lag_events = max(0, stats.get("joined", 0) - consumed)
+    learner_lag_s = 0.0
+    if learner_lag_events:
+        k = AppKeys(app)
+        offset = log.client.hget(k.model, "offset")
+        after = b"(" + offset if offset is not None else b"-"
+        first = log.client.xrange(k.joined, min=after, count=1)
+        if first:
+            learner_lag_s = max(0.0, now - stream_id_tuple(first[0][0])[0] / 1000)
     return Lags(
         pending=int(stats.get("pending_events", 0)),
         join_lag_s=join_lag,
-        learner_lag_events=max(0, stats.get("joined", 0) - consumed),
+        learner_lag_events=learner_lag_events,
+        learner_lag_s=learner_lag_s,
     )

@@ -65,6 +65,16 @@ class Health(BaseModel):
     )
 
 
+class Liveness(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (still serving; see why)")
+    degraded: list[str] = Field(description="why the replica is degraded: spooling, ...")
+    apps: dict[str, list[str]] = Field(description="per app, why it is degraded")
+    stale_configs: dict[str, str] | None = Field(
+        None,
+        description="Apps served with their last good config (the stored one is unusable), and why.",
+    )
+
+
 class ModelInfo(BaseModel):
     version: int
     n_learned: int
@@ -75,6 +85,14 @@ class OnlineReward(BaseModel):
     events: int = Field(description="Joined events the estimate is over (the most recent).")
     mean: float | None = Field(description="Mean reward of the served decisions.")
     ci95: float | None = Field(description="Half-width of a normal 95% interval of the mean.")
+
+
+class AppHealth(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` (still serving; see why)")
+    degraded: list[str] = Field(
+        description="spooling, event_log_unreachable, learner_behind, last_good_config"
+    )
+    details: dict[str, str] = Field(description="the app's own reasons, explained")
 
 
 class AppInfo(BaseModel):
@@ -90,6 +108,7 @@ class AppInfo(BaseModel):
     models: list[ModelInfo]
     counters: dict[str, int | float]
     online_reward: OnlineReward
+    health: AppHealth
 
 
 class DiscoveryResult(BaseModel):
@@ -158,6 +177,7 @@ _RESPONSES: dict[str, Any] = {
     "QuarantineList": QuarantineList,
     "Health": Health,
     "DiscoveryResult": DiscoveryResult,
+    "Liveness": Liveness,
     "ErrorBody": ErrorBody,
     "SlateDecision": SlateDecision,
 }
@@ -259,9 +279,14 @@ _ROUTES: dict[str, dict[str, Any]] = {
         "ok": _ref("DiscoveryResult"),
         "errors": (400, 401, 403, 404, 413, 422, 503),
     },
-    "healthz": {"summary": "Liveness", "ok": _ref("Health"), "errors": (), "open": True},
+    "healthz": {
+        "summary": "Liveness, and any degraded state",
+        "ok": _ref("Liveness"),
+        "errors": (),
+        "open": True,
+    },
     "readyz": {
-        "summary": "Readiness: the apps are loaded and the event log answers",
+        "summary": "Readiness: the apps are loaded and decisions can be logged",
         "ok": _ref("Health"),
         "errors": (),
         "extra": {503: {"description": "Not ready", "content": _content(_ref("Health"))}},

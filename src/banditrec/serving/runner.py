@@ -1,7 +1,9 @@
 """Start the whole service from one process: Redis (embedded unless a URL is given), Ray
 (local, or an existing cluster), Serve on the fast HAProxy ingress, and the application.
 
-What `banditrec serve` and the benchmark run.
+What `banditrec serve` and the benchmark run. Everything it starts is stopped by `stop()`
+(bounded in time, so a Ray already gone cannot hang it), by a failed `start()`, and, if
+this process is killed before it can clean up, by its guardian process (serving/guardian.py).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ import httpx
 from ..eventlog import EmbeddedRedis
 from ..eventlog.server import free_port
 from .deployment import APP_NAME, HAPROXY_ENV, deploy
+from .guardian import clean_up, haproxy_pids, record_pid
 from .settings import ServiceSettings
 
 log = logging.getLogger("banditrec.serving")
@@ -71,19 +75,21 @@ def stop_haproxy(root: Path) -> int:
 
     `ray.shutdown()` kills Serve's HAProxy manager without letting it stop its HAProxy
     child, which would keep the port; these are the processes this service started."""
-    stopped = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if args and args[0].endswith(b"haproxy") and any(str(root).encode() in a for a in args):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGTERM)
-                stopped += 1
-    return stopped
+    pids = haproxy_pids(root)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 15)
+    return len(pids)
+
+
+def _bounded(what: str, fn: Any, timeout_s: float) -> None:
+    """Run `fn`, giving up after `timeout_s` (a Ray whose processes are already stopping
+    can leave a call waiting forever)."""
+    thread = threading.Thread(target=fn, name=what, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        log.warning("%s did not finish within %.0f s; going on", what, timeout_s)
 
 
 def wait_ready(url: str, timeout_s: float = 120.0) -> None:
@@ -109,6 +115,7 @@ class LocalService:
         self.redis_url: str | None = None
         self._started_ray = False
         self._haproxy_dir: Path | None = None
+        self._guardian: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -117,16 +124,42 @@ class LocalService:
         return f"http://{shown}:{self.options.port}"
 
     def start(self) -> LocalService:
+        """Start everything; on any failure, stop what was started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalService:
         o = self.options
         self.redis_url = o.redis_url or os.environ.get("REDIS_URL")
+        if self.redis_url is None and o.address is not None:
+            raise ValueError(
+                "joining a Ray cluster needs a Redis every node can reach: "
+                "pass --redis-url or set REDIS_URL"
+            )
+        import ray
+
+        if o.fast_ingress and not ray.is_initialized() and o.address is None:
+            # HAProxy's files (its socket paths must stay short) and the guardian's pid list.
+            self._haproxy_dir = Path(tempfile.mkdtemp(prefix="brh-", dir="/tmp"))
+            self._guardian = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "banditrec.serving.guardian",
+                    str(os.getpid()),
+                    str(self._haproxy_dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # out of reach of a signal to this process group
+            )
         if self.redis_url is None:
-            if o.address is not None:
-                raise ValueError(
-                    "joining a Ray cluster needs a Redis every node can reach: "
-                    "pass --redis-url or set REDIS_URL"
-                )
             self.redis = EmbeddedRedis(o.data_dir / "redis").start()
             self.redis_url = self.redis.url
+            if self._haproxy_dir is not None and self.redis.pid is not None:
+                record_pid(self._haproxy_dir, self.redis.pid)
         self._start_ray()
         deploy(
             self.redis_url,
@@ -146,9 +179,8 @@ class LocalService:
 
         o = self.options
         starting = not ray.is_initialized() and o.address is None
-        if o.fast_ingress and starting:
+        if self._haproxy_dir is not None:
             # Read by the Serve controller and workers when they start: set before ray.init.
-            self._haproxy_dir = Path(tempfile.mkdtemp(prefix="brh-", dir="/tmp"))
             os.environ.update(haproxy_env(self._haproxy_dir))
         elif not o.fast_ingress:
             os.environ.pop("RAY_SERVE_ENABLE_HA_PROXY", None)
@@ -171,21 +203,31 @@ class LocalService:
     def wait_ready(self) -> None:
         wait_ready(self.url, self.options.ready_timeout_s)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the application (replicas flush their spools, learners publish), the Ray
+        this started, HAProxy, the embedded Redis; each step bounded by `timeout_s`."""
         import ray
         from ray import serve
 
-        try:
-            serve.delete(APP_NAME)
-        except Exception as exc:  # shutting down anyway
-            log.warning("could not delete the Serve application: %s", exc)
-        if self._started_ray:
-            ray.shutdown()
-        if self._haproxy_dir is not None:
-            stop_haproxy(self._haproxy_dir)
-            shutil.rmtree(self._haproxy_dir, ignore_errors=True)
-        if self.redis is not None:
+        def delete_app() -> None:
+            try:
+                serve.delete(APP_NAME)
+            except Exception as exc:  # shutting down anyway
+                log.warning("could not delete the Serve application: %s", exc)
+
+        if self.redis is not None and not self.redis.running:  # stopped with us: reap it now
             self.redis.stop()
+        if ray.is_initialized():
+            _bounded("deleting the Serve application", delete_app, timeout_s)
+        if self._started_ray:
+            _bounded("stopping Ray", ray.shutdown, timeout_s)
+        if self.redis is not None:
+            self.redis.stop()  # after the replicas flushed their spools into it
+        if self._haproxy_dir is not None:
+            clean_up(self._haproxy_dir)  # HAProxy (and anything recorded still alive)
+        if self._guardian is not None:
+            self._guardian.terminate()
+            self._guardian.wait()
 
     def __enter__(self) -> LocalService:
         return self.start()

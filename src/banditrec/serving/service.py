@@ -1,9 +1,11 @@
 """What one replica does, apart from HTTP: every app's engine in-process, logging, live updates.
 
 The decision path is: validate → engine.decide_logged → records to Redis (acknowledged)
-→ answer. A background thread keeps each engine current: it polls the config and model
-versions every `poll_interval_s` and swaps new ones in atomically (the engine's served
-state is one object), and refreshes the metrics that come from Redis.
+→ answer. A background thread keeps each engine current: it waits on Redis for change
+notices (eventlog.changes) and swaps a new model or config in atomically as soon as one is
+announced (the engine's served state is one object); every `refresh_interval_s` it also
+looks at every app (a notice may be lost), discovers apps and refreshes the metrics that
+come from Redis. Idle, it sleeps on a socket.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -84,10 +87,18 @@ def with_event_id(data: Any, new_id: Callable[[], str]) -> Any:
     return data
 
 
+# A learner whose oldest joined event not in the published model is older than this is
+# reported behind (it publishes every second or faster when it keeps up).
+LEARNER_BEHIND_S = 10.0
+
+
 @dataclass(slots=True)
 class AppRuntime:
     engine: DecisionEngine
     watcher: ModelWatcher
+    # Why this app serves in a degraded state (reason → detail): `learner_behind`, set by
+    # the refresh loop; a replica serving its last good config adds `last_good_config`.
+    degraded: dict[str, str] = field(default_factory=dict)
 
 
 class DecisionService:
@@ -117,7 +128,12 @@ class DecisionService:
         self.event_ids = EventIds()
         self._discover_apps()
         self._last_refresh_ok = time.monotonic()
+        self._changes = log.changes()
         self.writer = DecisionWriter(log.log_decisions)
+        # Rewards, activations and admin calls wait on Redis in threads of their own: in the
+        # event loop's default pool they would queue behind whatever else the replica's
+        # framework runs there.
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="banditrec-eventlog")
         self._thread = threading.Thread(
             target=self._refresh_loop, name="banditrec-refresh", daemon=True
         )
@@ -126,9 +142,11 @@ class DecisionService:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self._changes.close()
         self.writer.close()
         with contextlib.suppress(*UNAVAILABLE_ERRORS):
             self.cluster_metrics.flush()
+        self._io.shutdown(wait=False)
 
     # --- apps ---------------------------------------------------------------------
 
@@ -177,24 +195,31 @@ class DecisionService:
 
     def _refresh_loop(self) -> None:
         next_slow = 0.0
-        while not self._stop.wait(self._poll_interval_s):
+        while not self._stop.is_set():
+            changed = self._changes.wait(max(0.0, next_slow - time.monotonic()))
+            if not self._changes.connected:  # Redis unreachable: poll until it answers again
+                self._stop.wait(self._poll_interval_s)
+            if self._stop.is_set():
+                return
             try:
-                for app, rt in list(self._apps.items()):
-                    if rt.watcher.poll():
-                        self.metrics.model_version.labels(app).set(rt.engine.model_version)
                 now = time.monotonic()
-                if now >= next_slow:
+                slow = now >= next_slow
+                for app, rt in list(self._apps.items()):
+                    if (slow or changed is None or app in changed) and rt.watcher.poll():
+                        self.metrics.model_version.labels(app).set(rt.engine.model_version)
+                if slow:
                     next_slow = now + self._refresh_interval_s
+                    self._reload_keys()  # a local file: first, whatever Redis or an app does
                     self._discover_apps()
                     for app, rt in list(self._apps.items()):  # key rotations, new settings
                         self._set_pseudonymizer(app, rt.engine)
                     self._refresh_gauges()
-                    self._reload_keys()
                     self._last_refresh_ok = time.monotonic()
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("event log unavailable, serving the models in memory: %s", exc)
             except Exception:
                 log.exception("refresh failed; the models in memory keep serving")
+            self.metrics.set_degraded(self.health())
 
     def _refresh_gauges(self) -> None:
         m = self.metrics
@@ -206,8 +231,20 @@ class DecisionService:
             lag = lags(self.log, app, now=now)
             m.join_lag.labels(app).set(lag.join_lag_s)
             m.learner_lag.labels(app).set(lag.learner_lag_events)
+            m.learner_lag_seconds.labels(app).set(lag.learner_lag_s)
             m.pending.labels(app).set(lag.pending)
-            m.stale_config.labels(app).set(rt.watcher.config_error is not None)
+            stale = rt.watcher.config_error
+            m.stale_config.labels(app).set(stale is not None)
+            if stale is not None:
+                rt.degraded["last_good_config"] = stale
+            else:
+                rt.degraded.pop("last_good_config", None)
+            if lag.learner_lag_s > LEARNER_BEHIND_S:
+                rt.degraded["learner_behind"] = (
+                    f"the oldest joined event not yet learned was joined {lag.learner_lag_s:.0f} s ago"
+                )
+            else:
+                rt.degraded.pop("learner_behind", None)
 
     def _reload_keys(self) -> None:
         path = self._keys_file
@@ -228,12 +265,36 @@ class DecisionService:
             if rt.watcher.config_error is not None
         }
 
+    def _event_log_answers(self) -> bool:
+        return time.monotonic() - self._last_refresh_ok < 5 * self._refresh_interval_s + 1
+
     def ready(self) -> bool:
-        """Apps loaded and the event log answered the refresh loop recently."""
-        return (
-            bool(self._apps)
-            and time.monotonic() - self._last_refresh_ok < 5 * self._refresh_interval_s + 1
-        )
+        """Can decide: apps loaded, and their decisions can be logged (Redis answers, or the
+        spool takes them while it does not)."""
+        return bool(self._apps) and (self._event_log_answers() or self.log.spool is not None)
+
+    def health(self) -> dict[str, Any]:
+        """`ok`, or `degraded` with why: for the whole replica (`spooling`: decisions wait
+        in the spool; `event_log_unreachable`) and per app (`AppRuntime.degraded`)."""
+        reasons = []
+        if self.log.spooling:
+            reasons.append("spooling")
+        if not self._event_log_answers():
+            reasons.append("event_log_unreachable")
+        apps = {app: sorted(rt.degraded) for app, rt in sorted(self._apps.items())}
+        degraded = bool(reasons) or any(apps.values())
+        return {"status": "degraded" if degraded else "ok", "degraded": reasons, "apps": apps}
+
+    def app_health(self, app: str) -> dict[str, Any]:
+        """What `GET /v1/apps/{app}` reports: the replica's reasons and the app's own."""
+        rt = self.runtime(app)
+        health = self.health()
+        reasons = [*health["degraded"], *sorted(rt.degraded)]
+        return {
+            "status": "degraded" if reasons else "ok",
+            "degraded": reasons,
+            "details": dict(rt.degraded),
+        }
 
     # --- decisions ----------------------------------------------------------------
 
@@ -381,7 +442,7 @@ class DecisionService:
     async def _call(self, fn: Callable, *args: Any) -> Any:
         """A blocking event-log call, off the event loop."""
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
         except UNAVAILABLE_ERRORS as exc:
             raise ApiError(503, "event log unavailable", [str(exc)]) from None
         except ConfigChangedError as exc:
@@ -407,6 +468,7 @@ class DecisionService:
             ],
             "counters": self.log.stats(app),
             "online_reward": online_reward(self.log, app),
+            "health": self.app_health(app),
         }
 
     async def info(self, app: str) -> dict[str, Any]:

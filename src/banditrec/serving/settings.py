@@ -28,6 +28,26 @@ class HttpLimits(BaseModel):
     max_batch: int = Field(1000, ge=1, description="Most decisions or rewards in one request.")
 
 
+class LearnerOptions(BaseModel):
+    """How the learner pool joins and learns (apps.yaml `learners:`, `banditrec serve
+    --publish-every`, or `args.learners` of a Serve config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    publish_every_s: float = Field(
+        0.1,
+        gt=0,
+        description="Publish a model at most this long after it learned something new: how "
+        "soon replicas serve what was learned. The first event after a quiet spell is "
+        "published at once.",
+    )
+    publish_every_n: int = Field(20_000, ge=1, description="Publish after this many events.")
+    join_interval_s: float = Field(
+        0.05, gt=0, description="How often the joiner looks for due decisions while busy."
+    )
+    discover_interval_s: float = Field(1.0, gt=0, description="How often apps are discovered.")
+
+
 class ServiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +60,7 @@ class ServiceSettings(BaseModel):
         description="A YAML file of more hashed keys; re-read by every replica when it changes.",
     )
     http: HttpLimits = Field(default_factory=HttpLimits)
+    learners: LearnerOptions = Field(default_factory=LearnerOptions)
 
     @model_validator(mode="after")
     def _unique_apps(self) -> ServiceSettings:

@@ -210,10 +210,10 @@ def test_switch_dr_and_dr_os_choose_their_hyperparameter_from_the_data():
     truth_model = data.expected_reward
     sharp = np.eye(10)[np.argmax(truth_model, axis=1)]
     ope = data.ope_data(sharp, truth_model)
-    # with a perfect reward model the corrections only add variance: SLOPE shrinks them
-    assert SwitchDR().select(ope) < float("inf")
-    assert DROS().select(ope) < float("inf")
-    # with a useless model the corrections carry the estimate: SLOPE keeps them
-    useless = data.ope_data(sharp, np.zeros_like(truth_model))
-    assert SwitchDR().select(useless) >= SwitchDR().select(ope)
+    # every weight here is 0 or 10, so τ < 10 is DM and τ ≥ 10 is DR: with a grossly wrong
+    # model DM is far off, and SLOPE keeps the corrections
+    wrong = data.ope_data(sharp, np.full_like(truth_model, 0.5))
+    assert SwitchDR().select(wrong) >= 10.0
+    assert DROS().select(wrong) >= 1000.0
+    assert SwitchDR().estimate(wrong).value == pytest.approx(evaluate(wrong, ["dr"])["dr"].value)
     assert SwitchDR(tau=5.0).select(ope) == 5.0

@@ -228,11 +228,14 @@ def _enough_per_action(context: np.ndarray, data: LoggedBandit, kind: str) -> bo
 def _shared_dense_model(
     context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
 ) -> np.ndarray:
-    """One model per fold on [context, one-hot action id] plus a free intercept: every action
-    shares the context's effect and the pooled rate, and has its own (shrunk) offset."""
+    """One model per fold on [context, one-hot slot, one-hot action id] plus a free intercept:
+    every action shares the context's (and the position's) effect and the pooled rate, and
+    has its own (shrunk) offset."""
     _, index = data.action_vocabulary()
     n_ids = int(index.max()) + 1
     chosen = index[np.arange(data.n), data.action]
+    if data.slot is not None and len(data.slot_names) > 1:  # positions differ in rate
+        context = np.column_stack([context, np.eye(len(data.slot_names))[data.slot][:, 1:]])
     d = context.shape[1]
     x = np.zeros((data.n, d + n_ids))
     x[:, :d] = context

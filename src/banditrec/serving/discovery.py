@@ -8,6 +8,7 @@ app is not changed: applying the recommendation is a PATCH of the app's policy.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, Literal
 
@@ -43,13 +44,21 @@ def _base_policy(config: AppConfig) -> dict[str, Any] | None:
     return dumped if dumped.get("kind") == "vw" else None
 
 
+def _moment(value: str | float | None, name: str) -> float | None:
+    try:
+        moment = to_unix(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid request", [{"loc": name, "msg": str(exc)}]) from None
+    if moment is not None and not (math.isfinite(moment) and 0 <= moment < 1e11):
+        msg = "a time: ISO 8601 or unix seconds"
+        raise ApiError(422, "invalid request", [{"loc": name, "msg": msg}])
+    return moment
+
+
 def run_discovery(log: EventLog, app: str, config: AppConfig, request: DiscoveryRequest) -> dict:
     """The discovery report (JSON-ready) of the app's joined events; 422 when they cannot
     support one."""
-    try:
-        start, end = to_unix(request.since), to_unix(request.until)
-    except ValueError as exc:
-        raise ApiError(422, "invalid request", [{"loc": "since", "msg": str(exc)}]) from None
+    start, end = _moment(request.since, "since"), _moment(request.until, "until")
     first = stream_id_at(start) if start is not None else "-"
     last = f"({stream_id_at(end)}" if end is not None else "+"
     records = deque((r for _, r in log.iter_joined(app, first, last)), maxlen=request.limit)

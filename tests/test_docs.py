@@ -13,7 +13,8 @@ and a real Redis):
 
 The one rewrite: the service's address replaces `localhost:8000` / `127.0.0.1:8000`.
 A block that cannot run here says why in a comment on the line before its fence,
-`<!-- docs-test: skip: <why, and which test covers it> -->`.
+`<!-- docs-test: skip: <why, and which test covers it> -->` (other comments, such as
+the README's test-command marker, may stand between it and the fence).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(
-    r"(?:<!--\s*docs-test:\s*(?P<directive>[^>]*?)\s*-->\s*\n)?^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```",
+    r"(?:<!--\s*docs-test:\s*(?P<directive>[^>]*?)\s*-->\s*\n(?:<!--[^>]*-->\s*\n)*)?"
+    r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```",
     re.S | re.M,
 )
 _ADDRESS = re.compile(r"\b(?:localhost|127\.0\.0\.1):8000\b")

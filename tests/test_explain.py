@@ -75,14 +75,14 @@ def test_vw_terms_add_up_to_vw_own_scores() -> None:
         chosen, p = record["_labelIndex"], record["_label_probability"]
         engine.learn(Interaction(x, chosen, p, reward))
         examples = parser.parse_json(x.vw_json())
-        examples[chosen - len(x)].set_label(vw.CBLabel(label=(-reward, p)))
+        examples[chosen - len(x)].set_label(vw.CBLabel(label=(1.0 - reward, p)))  # costs.py
         reference.learn_one(examples)
     d = engine.decide(_request())
     (e,) = d.explanations
     x = engine.features(_request())[None]
     vw_scores = dict(reference.predict_one(parser.parse_json(x.vw_json())))
     for index, action in enumerate(["a1", "a2"]):
-        assert e.scores[action] == pytest.approx(-vw_scores[index], abs=1e-5)
+        assert e.scores[action] == pytest.approx(1.0 - vw_scores[index], abs=1e-5)
     total = e.bias + e.rest + sum(c.contribution for c in e.contributions)
     assert total == pytest.approx(e.scores[e.chosen], abs=1e-6)
     assert any("*" in c.feature for c in e.contributions)  # interaction terms are named
@@ -130,7 +130,7 @@ def test_multi_slot_explains_each_slot() -> None:
         )
     )
     assert [e.slot for e in d.explanations] == ["top", "side"]
-    assert [e.policy for e in d.explanations] == ["vw:epsilon", "linucb"]
+    assert [e.policy for e in d.explanations] == ["vw:squarecb", "linucb"]
 
 
 def test_the_format_is_json() -> None:

@@ -140,7 +140,8 @@ def test_a_learner_killed_mid_stream_learns_every_event_exactly_once(
     for _, record in event_log.read_joined(app_name, count=10_000):
         clean.learn(record)
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    root = Path(__file__).resolve().parents[1]  # this checkout's package first, then tests/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
     proc = subprocess.run(
         [sys.executable, "-c", _KILLED_LEARNER, redis_url, app_name], env=env, timeout=120
     )

@@ -97,7 +97,10 @@ def test_bad_learning_settings_say_what_is_wrong(text: str, says: str) -> None:
 
 
 def test_service_configuration_maps_onto_a_patch_of_the_app() -> None:
-    app = AppConfig(name="food")
+    default = AppConfig(name="food")  # SquareCB: no fixed explore share to report or keep
+    assert service_configuration(default)["explorationPercentage"] == 0.0
+    assert patched_config(default, config_patch(default, service_configuration(default))) == default
+    app = AppConfig(name="food", policy={"kind": "vw", "explorer": {"type": "epsilon"}})
     got = service_configuration(app)
     assert got["rewardWaitTime"] == "PT1M" and got["rewardAggregation"] == "earliest"
     assert (

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .features import FeatureSet
+from .policies.interactions import FULL_NAME_FLAG
 from .schema import Decision
 
 if TYPE_CHECKING:
@@ -129,32 +130,45 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
             found = cache[ns, key] = vw_index(key, namespace_name=ns)
         return found
 
-    args = policy.config.vw_args()
+    args = policy.vw_args()  # the model's own, the crosses it added as namespaces came
     terms_spec = [args[i + 1] for i, a in enumerate(args) if a in ("--interactions", "-q")]
+    full_specs = [args[i + 1].split("|") for i, a in enumerate(args) if a == FULL_NAME_FLAG]
     noconstant = "--noconstant" in args
+    # VW predicts costs; reward = high − (high − low)·cost on the policy's range (costs.py)
+    scale = policy.cost_scale
+    k = -(scale.high - scale.low)
 
     def indexed(features: dict[str, Any]) -> list[tuple[str, str, int, float]]:
         out = []
         for ns, name, value, text in _flat(features):
             # VW's JSON parser names a string-valued feature name+value, value 1
             key = name if text is None else name + text
-            out.append((ns[0], _label(ns, name, text), index_of(key, ns), value))
+            out.append((ns, _label(ns, name, text), index_of(key, ns), value))
         return out
 
-    shared = indexed(x.context)
+    vw_input = x.dsjson_c()  # as VW parses it: namespaces it cannot take escaped
+    shared = indexed({k: v for k, v in vw_input.items() if k != "_multi"})
     all_terms: list[Terms] = []
     biases = []
-    for action in x.actions:
+    for action in vw_input["_multi"]:
         feats = shared + indexed(action)
-        terms: Terms = [(label, v, -float(w[i & mask])) for _, label, i, v in feats]
+        terms: Terms = [(label, v, k * float(w[i & mask])) for _, label, i, v in feats]
         by_group: dict[str, list[tuple[str, int, float]]] = {}
-        for g, label, i, v in feats:
-            by_group.setdefault(g, []).append((label, i, v))
+        by_name: dict[str, list[tuple[str, int, float]]] = {}
+        for ns, label, i, v in feats:
+            by_group.setdefault(ns[0], []).append((label, i, v))
+            by_name.setdefault(ns, []).append((label, i, v))
+        for a, b in full_specs:  # context × action namespace, by full name
+            terms += [
+                (f"{la}*{lb}", va * vb, k * float(w[((_FNV_PRIME * ia) ^ ib) & mask]))
+                for la, ia, va in by_name.get(a, [])
+                for lb, ib, vb in by_name.get(b, [])
+            ]
         for spec in terms_spec:
             if len(spec) == 2 and spec[0] == spec[1]:  # VW crosses a namespace with itself once
                 group = by_group.get(spec[0], [])
                 terms += [
-                    (f"{la}*{lb}", va * vb, -float(w[((_FNV_PRIME * ia) ^ ib) & mask]))
+                    (f"{la}*{lb}", va * vb, k * float(w[((_FNV_PRIME * ia) ^ ib) & mask]))
                     for n, (la, ia, va) in enumerate(group)
                     for lb, ib, vb in group[n:]
                 ]
@@ -167,9 +181,9 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
                     for la, ia, va in crossed
                     for lb, ib, vb in group
                 ]
-            terms += [(label, v, -float(w[i & mask])) for label, i, v in crossed]
+            terms += [(label, v, k * float(w[i & mask])) for label, i, v in crossed]
         all_terms.append(terms)
-        biases.append(0.0 if noconstant else -float(w[_VW_CONSTANT & mask]))
+        biases.append(scale.high + (0.0 if noconstant else k * float(w[_VW_CONSTANT & mask])))
     return all_terms, biases
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from ..config import AppConfig
+from ..costs import logged_reward
 from ..engine import DecisionEngine
 from ..features import FeatureSet
 from ..sampling import event_seed
@@ -107,7 +108,7 @@ def _reward_model(slates: Sequence[Slate]) -> list[dict[tuple[int, str], float]]
             meta = record[META_KEY]
             key = (meta[POSITION_KEY], meta["action_ids"][record["_labelIndex"]])
             for k in (key, (key[0], "")):
-                stats[k][0] -= record["_label_cost"]
+                stats[k][0] += _reward(record)
                 stats[k][1] += 1.0
     models = []
     for fold in (0, 1):
@@ -144,7 +145,7 @@ def slate_log(records: SlateRecords, config: AppConfig, *, learn: bool = True) -
             q = np.array([model.get((position, a), default) for a in ids])
             pscore[i, j] = record["_label_probability"]
             target[i, j] = pi[chosen]
-            reward[i, j] = -record["_label_cost"]
+            reward[i, j] = _reward(record)
             q_hat[i, j] = q[chosen]
             v_hat[i, j] = float(pi @ q)
         if learn:
@@ -176,7 +177,7 @@ def evaluate_slates(
 
 def logged_value(records: SlateRecords) -> float:
     """The logging policy's mean slate reward (its on-policy value)."""
-    return float(np.mean([-sum(r["_label_cost"] for r in s) for s in records.slates]))
+    return float(np.mean([sum(_reward(r) for r in s) for s in records.slates]))
 
 
 def table(records: SlateRecords, results: Sequence[SlateEvaluation]) -> str:
@@ -218,3 +219,8 @@ def to_dict(records: SlateRecords, results: Sequence[SlateEvaluation]) -> dict[s
             for r in results
         },
     }
+
+
+def _reward(record: dict[str, Any]) -> float:
+    """A position's reward: banditrec's own, else VW's −cost (costs.logged_reward)."""
+    return logged_reward(record["_label_cost"], record.get(META_KEY, {}).get("reward"))

@@ -63,7 +63,6 @@ class ClusterMetrics:
         self.registry = registry
         self.replica_id = replica_id
         self._flushed: dict[bytes, float] = {}
-        self._docs = {f.name: (f.type, f.documentation) for f in registry.collect()}
 
     def _values(self) -> dict[bytes, float]:
         out = {}
@@ -120,11 +119,18 @@ class _FromRedis(Collector):
         for field, value in raw.items():
             family, sample, labels = orjson.loads(field)
             families[family].append((sample, dict(labels), float(value)))
-        for name, (kind, doc) in self.owner._docs.items():
+        # Every family some replica flushed, whether or not this one has served it yet
+        # (e.g. slates' exposure counter, registered on first use).
+        docs = {f.name: (f.type, f.documentation) for f in self.owner.registry.collect()}
+        summed_here = {n for n, (kind, _) in docs.items() if kind in _SUMMED}
+        for name in sorted(set(families) | summed_here):
+            samples = families.get(name, [])
+            kind = "histogram" if any(s.endswith("_bucket") for s, _, _ in samples) else "counter"
+            kind, doc = docs.get(name, (kind, name.replace("_", " ")))
             if kind not in _SUMMED:
                 continue
             metric = Metric(name, doc, kind)
-            for sample, labels, value in sorted(families.get(name, []), key=_histogram_order):
+            for sample, labels, value in sorted(samples, key=_histogram_order):
                 metric.add_sample(sample, labels, value)
             yield metric
         now = time.time()

@@ -83,7 +83,8 @@ def _docs(
     responses: dict[int | str, Any] = {
         200: {"description": "Success", "content": _content(_schema(ok))}
     }
-    for status in errors:
+    # behind a key, so also 400 (two headers carrying different keys) and 401, as openapi.py
+    for status in sorted({*errors, 400, 401}):
         responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
     extra: dict[str, Any] = {"security": _AUTH}
     if body is not None:

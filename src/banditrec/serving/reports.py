@@ -34,6 +34,7 @@ _DOCS = {
     **{
         s: {"description": d, "content": _ERROR}
         for s, d in [
+            (400, "Two headers carrying different keys: send the key in one."),
             (401, "No API key, or not a valid one."),
             (403, "The key is not valid for this app."),
             (404, "No such app."),

@@ -486,8 +486,14 @@ class DecisionService:
         return {"app": app, "count": count, "entries": entries}
 
     async def metrics_text(self) -> bytes:
-        """The service-wide Prometheus metrics, from Redis (see reporting.prometheus)."""
-        return await self._call(self.cluster_metrics.render, self.app_names())
+        """The service-wide Prometheus metrics, from Redis (see reporting.prometheus); while
+        Redis cannot be reached, this replica's own (its counters, why it is degraded)."""
+        try:
+            return await self._call(self.cluster_metrics.render, self.app_names())
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            return self.metrics.render()
 
     def _patch(self, app: str, patch: dict[str, Any], actor: str = "open") -> dict[str, Any]:
         rt = self.runtime(app)

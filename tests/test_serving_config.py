@@ -5,6 +5,8 @@ reloading its keys."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from banditrec.eventlog import EventLog, connect
@@ -66,7 +68,10 @@ def test_an_unusable_stored_config_leaves_the_last_good_one_serving(
             assert ready.status_code == 200 and APP in ready.json()["stale_configs"]
             assert APP in http.get("/healthz").json()["stale_configs"]
             polling.wait_for(
-                lambda: f'banditrec_config_stale{{app="{APP}"}} 1.0' in http.get("/metrics").text,
+                lambda: re.search(  # labelled with the replica that answers
+                    rf'banditrec_config_stale\{{app="{APP}",replica="[^"]*"\}} 1\.0',
+                    http.get("/metrics").text,
+                ),
                 30,
                 "the stale-config metric",
             )

@@ -69,7 +69,9 @@ def export_command(
 
 
 @contextmanager
-def event_log(redis_url: str | None, data_dir: Path) -> Iterator[EventLog]:
+def event_log(
+    redis_url: str | None, data_dir: Path, spool_dir: Path | None = None
+) -> Iterator[EventLog]:
     """The event log at `redis_url`, or else the embedded Redis `banditrec serve` keeps in
     `data_dir` (the running server, or one started for the command on its data)."""
     from ..eventlog import EmbeddedRedis, connect
@@ -89,7 +91,7 @@ def event_log(redis_url: str | None, data_dir: Path) -> Iterator[EventLog]:
             redis_url = server.url
     from ..eventlog import EventLog
 
-    log = EventLog(connect(redis_url))
+    log = EventLog(connect(redis_url), spool_dir=spool_dir)
     try:
         yield log
     finally:

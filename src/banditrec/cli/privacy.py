@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import app
+from .export import event_log as export_event_log
 
 if TYPE_CHECKING:
     from ..eventlog import EventLog
@@ -42,31 +43,11 @@ def event_log(
     redis_url: str | None, data_dir: Path, app_name: str, spool_dir: Path | None = None
 ) -> Iterator[EventLog]:
     """The event log of a running (or stopped embedded) server, with the app checked."""
-    from ..eventlog import EmbeddedRedis, EventLog, connect
-
-    server = None
-    if redis_url is None:
-        redis_dir = data_dir / "redis"
-        redis_url = EmbeddedRedis.running_url(redis_dir)
-        if redis_url is None:
-            if not (redis_dir / "appendonly.aof").exists():
-                raise typer.BadParameter(
-                    f"no Redis URL and no embedded Redis data in {redis_dir}: pass --redis-url "
-                    "(or set REDIS_URL) or the --data-dir `banditrec serve` used",
-                    param_hint="--redis-url",
-                )
-            server = EmbeddedRedis(redis_dir).start()
-            redis_url = server.url
-    log = EventLog(connect(redis_url), spool_dir=spool_dir)
-    try:
+    with export_event_log(redis_url, data_dir, spool_dir) as log:
         if log.get_config(app_name) is None:
             known = ", ".join(log.list_apps()) or "none"
             raise typer.BadParameter(f"no app {app_name!r} (apps: {known})", param_hint="--app")
         yield log
-    finally:
-        log.close()
-        if server is not None:
-            server.stop()
 
 
 @privacy_app.command("erase")

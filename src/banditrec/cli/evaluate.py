@@ -254,8 +254,15 @@ def evaluate_command(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    show_report(report, log, "evaluation", plot, json_out)
+
+
+def show_report(
+    report: Any, log: Path, kind: str, plot: Path | None, json_out: Path | None
+) -> None:
+    """Print a report's table, draw its plot (default `<log name>.<kind>.png`), write its JSON."""
     typer.echo(report.table())
-    plot_path = plot or Path(f"{log.name.split('.')[0]}.evaluation.png")
+    plot_path = plot or Path(f"{log.name.split('.')[0]}.{kind}.png")
     report.plot(plot_path)
     typer.echo(f"plot: {plot_path}")
     if json_out is not None:

@@ -8,7 +8,6 @@ replay/importance.py). A PNG plot shows the value lost with its interval.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from ..replay.estimators import ESTIMATORS
 from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, read_dsjson
 from .app import app
-from .evaluate import parse_policy
+from .evaluate import parse_policy, show_report
 
 
 @app.command("importance")
@@ -74,10 +73,4 @@ def importance_command(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(report.table())
-    plot_path = plot or Path(f"{log.name.split('.')[0]}.importance.png")
-    report.plot(plot_path)
-    typer.echo(f"plot: {plot_path}")
-    if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2))
-        typer.echo(f"report: {json_out}")
+    show_report(report, log, "importance", plot, json_out)

@@ -65,8 +65,12 @@ def test_a_slate_is_logged_per_position_before_the_answer(feed, banditrec_servic
     assert one.json()["outcome"] == "accepted"
     every = feed.post(f"/v1/apps/{APP}/rewards", json={"event_id": "s1", "value": 0.5})
     assert every.json()["outcome"] == "accepted"
-    metrics = feed.get("/metrics").text
-    assert f'banditrec_slate_exposure_total{{app="{APP}"' in metrics
+    # service-wide metrics: each replica adds its counters to Redis about once a second
+    wait_for(
+        lambda: f'banditrec_slate_exposure_total{{app="{APP}"' in feed.get("/metrics").text,
+        30,
+        "the exposure counter in /metrics",
+    )
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,17 @@ def _bad(loc: str, msg: str) -> ApiError:
     return ApiError(422, "invalid request", [{"loc": loc, "msg": msg}])
 
 
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high]; 422 naming it otherwise."""
+    try:
+        value = int(request.query_params.get(name, str(default)))
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise _bad(name, f"an integer between {low} and {high}")
+    return value
+
+
 def install_privacy_routes(
     api: FastAPI, service: Any, credential: Callable[[Request], Any]
 ) -> None:
@@ -174,14 +185,8 @@ def install_privacy_routes(
     )
     async def audit(app: str, request: Request) -> Response:
         admin(request, app)
-        params = request.query_params
-        try:
-            limit = int(params.get("limit", "100"))
-        except ValueError:
-            raise _bad("limit", "an integer between 1 and 10000") from None
-        if not 1 <= limit <= 10_000:
-            raise _bad("limit", "an integer between 1 and 10000")
-        action = params.get("action")
+        limit = _int_param(request, "limit", 100, 1, 10_000)
+        action = request.query_params.get("action")
         if action is not None and action not in ACTIONS:
             raise _bad("action", f"one of {list(ACTIONS)}")
         entries = await service._call(
@@ -204,14 +209,8 @@ def install_privacy_routes(
     )
     async def importance(app: str, request: Request) -> Response:
         admin(request, app)
-        params = request.query_params
-        try:
-            rows = int(params.get("rows", "5000"))
-        except ValueError:
-            raise _bad("rows", "an integer between 100 and 50000") from None
-        if not 100 <= rows <= 50_000:
-            raise _bad("rows", "an integer between 100 and 50000")
-        method = params.get("method", "dr")
+        rows = _int_param(request, "rows", 5000, 100, 50_000)
+        method = request.query_params.get("method", "dr")
         if method not in ESTIMATORS:
             raise _bad("method", f"one of {sorted(ESTIMATORS)}")
 

@@ -22,10 +22,7 @@ Figure (issue: policies that personalize out of the box, item 5): gap <= 1 perce
 from __future__ import annotations
 
 import argparse
-import atexit
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,24 +30,18 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
+from _service import bench_options
 from banditrec import DecisionEngine
 from banditrec.config import AppConfig
 from banditrec.dsjson import set_reward
 from banditrec.envs.supervised import SupervisedBanditEnv
 from banditrec.eventlog import EventLog, connect
-from banditrec.eventlog.server import free_port
 from banditrec.schema import DecisionRequest
-from banditrec.serving.runner import LocalService, RunOptions
+from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import ServiceSettings
 
 TARGET_GAP_PP = 1.0
-
-
-def data_dir(prefix: str) -> Path:
-    """A directory for the service's Redis and spool, removed when the bench exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def app_config(name: str) -> AppConfig:
@@ -117,14 +108,7 @@ def main() -> None:
     settings = ServiceSettings(apps=[app_config(n) for n in names])
     if args.publish_every is not None:
         settings.learners.publish_every_s = args.publish_every
-    options = RunOptions(
-        settings=settings,
-        port=free_port(),
-        data_dir=data_dir("bench-gap-"),
-        replicas=1,
-        open_access=True,
-        num_cpus=2,
-    )
+    options = bench_options(settings, "bench-gap-", 1)
     gaps = []
     with LocalService(options) as service:
         for seed, name in enumerate(names):

@@ -18,11 +18,8 @@ the learner pool <= 1% of a core each when idle, above that baseline.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -32,8 +29,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from banditrec.eventlog.server import free_port
-from banditrec.serving.runner import LocalService, RunOptions
+from _service import bench_options
+from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import load_settings
 
 TARGET_PERCENT = 1.0
@@ -49,13 +46,6 @@ GROUPS = (
     ("raylet", "raylet"),
     ("gcs_server", "gcs_server"),
 )
-
-
-def data_dir(prefix: str) -> Path:
-    """A directory for the service's Redis and spool, removed when the bench exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def label(proc: psutil.Process) -> str:
@@ -112,15 +102,7 @@ def main() -> None:
     from tests.plugins.ray_cluster import example_request
 
     settings = load_settings(None)
-    data = data_dir("bench-idle-")
-    options = RunOptions(
-        settings=settings,
-        port=free_port(),
-        data_dir=data,
-        replicas=args.replicas,
-        open_access=True,
-        num_cpus=2,
-    )
+    options = bench_options(settings, "bench-idle-", args.replicas)
     with LocalService(options) as service:
         deploy_noop()
         with httpx.Client(base_url=service.url, timeout=10) as http:

@@ -21,12 +21,9 @@ from ~10 s (learner) and ~12 s (replica).
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,22 +32,16 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
 from tests.plugins.ray_cluster import example_request
 
+from _service import bench_options
 from banditrec.eventlog import EventLog, connect
-from banditrec.eventlog.server import free_port
 from banditrec.serving.online import lags
-from banditrec.serving.runner import LocalService, RunOptions
+from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import load_settings
 
 APP = "channel"
-
-
-def data_dir(prefix: str) -> Path:
-    """A directory for the service's Redis and spool, removed when the bench exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def replica_pids(deployment: str) -> list[int]:
@@ -121,14 +112,7 @@ def main() -> None:
     settings = load_settings(None)
     for app in settings.apps:
         app.reward.wait_seconds = 1.0
-    options = RunOptions(
-        settings=settings,
-        port=free_port(),
-        data_dir=data_dir("bench-recovery-"),
-        replicas=2,
-        open_access=True,
-        num_cpus=2,
-    )
+    options = bench_options(settings, "bench-recovery-", 2)
     counts = {"ok": 0, "failed": 0}
     learner: list[float] = []
     replica: list[float] = []

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,22 +26,16 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
 from tests.plugins.ray_cluster import example_request
 
+from _service import bench_options
 from banditrec.eventlog import EventLog, connect
-from banditrec.eventlog.server import free_port
-from banditrec.serving.runner import LocalService, RunOptions
+from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import load_settings
 
 APPS = ("content", "channel")
 TARGET_GROWTH = 0.05
-
-
-def data_dir(prefix: str) -> Path:
-    """A directory for the service's Redis and spool, removed when the bench exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def service_processes() -> dict[int, str]:
@@ -108,14 +99,7 @@ def main() -> None:
     settings = load_settings(None)
     for app in settings.apps:
         app.reward.wait_seconds = 1.0
-    options = RunOptions(
-        settings=settings,
-        port=free_port(),
-        data_dir=data_dir("bench-soak-"),
-        replicas=2,
-        open_access=True,
-        num_cpus=2,
-    )
+    options = bench_options(settings, "bench-soak-", 2)
     with LocalService(options) as service:
         rate = args.rate
         if rate is None:

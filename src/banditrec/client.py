@@ -88,6 +88,8 @@ def decision_from_json(d: Mapping[str, Any]) -> Decision:
             SlotDecision(s["slot"], s["action_id"], float(s["probability"]), _ranking(s["ranking"]))
             for s in slots
         ],
+        arm=d.get("arm"),
+        arm_probability=d.get("arm_probability"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .costs import UNIT, CostScale
-from .experiments.config import ExperimentConfig, PromotionConfig
+from .experiments.config import ArmConfig, ExperimentConfig, PromotionConfig
 from .slate_config import SlateConfig
 
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -333,6 +333,9 @@ PolicyConfig = Annotated[
     | RLPolicyConfig,
     Field(discriminator="kind"),
 ]
+# An experiment's `policy` arm carries a PolicyConfig (experiments/config.py).
+ArmConfig.model_rebuild(_types_namespace={"PolicyConfig": PolicyConfig})
+ExperimentConfig.model_rebuild()
 
 
 # --- app ------------------------------------------------------------------------------
@@ -444,6 +447,11 @@ class AppConfig(_Strict):
                 raise ValueError(f"slot names must be unique, got {names}")
             if not names:
                 raise ValueError("slots, when given, must name at least one slot")
+        arms = self.experiment.arms if self.experiment is not None else []
+        if (self.slots is not None or self.slate is not None) and any(
+            a.kind == "policy" for a in arms
+        ):
+            raise ValueError("arms of kind 'policy' are for single-slot apps (no slots, slate)")
         return self
 
     def cost_scales(self) -> dict[str | None, CostScale]:

@@ -19,6 +19,7 @@ from . import pmf as pmf_ops
 from .config import AppConfig, FixedConfig, PolicyConfig
 from .dsjson import build_record, to_interaction
 from .experiments import Assignment, assign
+from .experiments.arms import arm_models, arm_policies
 from .explain import explained
 from .features import FeatureSet, Interaction
 from .policies import FixedPolicy, Policy, load_policy, make_policy
@@ -47,6 +48,7 @@ class _Served:
     config: AppConfig
     policies: dict[str | None, Policy]
     version: int
+    arms: dict[str, Policy] = field(default_factory=dict)  # `policy` arms (experiments/arms)
     # Per-slot settings the decision path reads on every request, derived once per config.
     action_id_feature: dict[str | None, bool] = field(init=False)
     policy_names: dict[str | None, str] = field(init=False)
@@ -89,10 +91,13 @@ class DecisionEngine:
         config: AppConfig,
         policies: Mapping[str | None, Policy] | None = None,
         model_version: int = 0,
+        *,
+        arm_models: Mapping[str, bytes] | None = None,
     ) -> None:
         if policies is None:
             policies = {slot: make_policy(cfg) for slot, cfg in config.slot_policies().items()}
-        self._served = _Served(config, dict(policies), model_version)
+        arms = arm_policies(config, arm_models)
+        self._served = _Served(config, dict(policies), model_version, arms)
         self._pseudonymizer: Pseudonymizer | None = None
         self._privacy = RequestPrivacy.from_config(config.privacy, None)
 
@@ -119,18 +124,27 @@ class DecisionEngine:
     def policies(self) -> dict[str | None, Policy]:
         return dict(self._served.policies)
 
+    @property
+    def arm_policies(self) -> dict[str, Policy]:
+        """The policies of the experiment's `policy` arms, by arm name."""
+        return dict(self._served.arms)
+
     def model_bytes(self) -> dict[str, bytes]:
-        """Every slot's model; a single-slot app's under the key ''."""
-        return {slot or SINGLE: p.to_bytes() for slot, p in self._served.policies.items()}
+        """Every slot's model (a single-slot app's under the key ''), and each `policy`
+        arm's under `arm:<name>`."""
+        served = self._served
+        slots = {slot or SINGLE: p.to_bytes() for slot, p in served.policies.items()}
+        return {**slots, **arm_models(served.arms)}
 
     def load_models(self, models: Mapping[str, bytes], version: int) -> None:
-        """Swap in published models (all slots at once)."""
+        """Swap in published models (all slots and arms at once)."""
         served = self._served
         policies = {
             slot: load_policy(cfg, models[slot or SINGLE])
             for slot, cfg in served.config.slot_policies().items()
         }
-        self._served = _Served(served.config, policies, version)
+        arms = arm_policies(served.config, models, served.arms)
+        self._served = _Served(served.config, policies, version, arms)
 
     def reconfigure(self, config: AppConfig) -> None:
         """New settings, live. A slot whose policy kind is unchanged keeps what it learned."""
@@ -141,7 +155,8 @@ class DecisionEngine:
             current = served.policies.get(slot)
             same_kind = current is not None and slot in old and _same_kind(old[slot], cfg)
             policies[slot] = current.reconfigured(cfg) if same_kind else make_policy(cfg)
-        self._served = _Served(config, policies, served.version)
+        arms = arm_policies(config, None, served.arms, served.config, _same_kind)
+        self._served = _Served(config, policies, served.version, arms)
         self._privacy = RequestPrivacy.from_config(config.privacy, self._pseudonymizer)
 
     @property
@@ -211,7 +226,7 @@ class DecisionEngine:
         cfg = served.config
         policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
         if arm is not None:  # an experiment's arm (its `learned` arm: the policy above)
-            policy = _ARM_POLICIES.get(arm.arm.kind, policy)
+            policy = served.arms.get(arm.arm.name) or _ARM_POLICIES.get(arm.arm.kind, policy)
         p = pmf_ops.normalized(policy.probabilities(x, seed))
         floor = cfg.min_probability
         if exploration is not None:
@@ -360,6 +375,9 @@ class DecisionEngine:
         if policy is None:
             raise UnknownSlotError(it.slot, [s for s in served.policies if s is not None])
         policy.learn(it)
+        if it.slot is None:  # `policy` arms learn from every arm's traffic (experiments/arms)
+            for arm_policy in served.arms.values():
+                arm_policy.learn(it)
         return True
 
 
@@ -401,13 +419,17 @@ def _ranking(c: SlotChoice) -> list[RankedAction]:
 
 def _decision(event_id: str, served: _Served, choices: list[SlotChoice]) -> Decision:
     mode = served.config.mode
+    arm = choices[0].arm if choices else None  # one arm per request, whatever the slots
+    arm_fields = (None, None) if arm is None else (arm.arm.name, arm.probability)
     if len(choices) == 1 and choices[0].slot is None:
         c = choices[0]
         ranking = _ranking(c)
         top = ranking[0]
-        return Decision(event_id, top.id, top.probability, ranking, served.version, mode)
+        return Decision(
+            event_id, top.id, top.probability, ranking, served.version, mode, None, *arm_fields
+        )
     slots = []
     for c in choices:
         ranking = _ranking(c)
         slots.append(SlotDecision(c.slot, ranking[0].id, ranking[0].probability, ranking))
-    return Decision(event_id, None, None, [], served.version, mode, slots)
+    return Decision(event_id, None, None, [], served.version, mode, slots, *arm_fields)

@@ -66,7 +66,7 @@ class _VWDirect:
     @staticmethod
     def targets(engine: DecisionEngine) -> dict[bytes, VWPolicy]:
         """Per slot (as in the joined entry's header), the VW policy that learns it."""
-        if engine.config.mode == "logging":
+        if engine.config.mode == "logging" or engine.arm_policies:  # arms learn in engine.learn
             return {}
         return {
             (slot or SINGLE).encode(): policy
@@ -131,7 +131,8 @@ class Learner:
         if record is None:
             engine = DecisionEngine(config)
         else:
-            engine = DecisionEngine(config, _policies(self.app, config, record), record.version)
+            policies = _policies(self.app, config, record)
+            engine = DecisionEngine(config, policies, record.version, arm_models=record.models)
             state.base_version = record.version
             state.offset = state.published_offset = record.offset
             state.n_consumed = record.n_learned

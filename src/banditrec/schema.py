@@ -213,7 +213,9 @@ class SlotDecision:
 class Decision:
     """The chosen action (or one per slot), its probability, the full ranking, the model version.
 
-    `ranking` lists the chosen action first, then the rest by probability.
+    `ranking` lists the chosen action first, then the rest by probability. When the app
+    runs an experiment, `arm` names the arm that served the request and `arm_probability`
+    is that arm's share of units (docs/experiments.md); both are null otherwise.
     """
 
     event_id: str
@@ -223,6 +225,15 @@ class Decision:
     model_version: int = 0
     mode: str = "online"
     slots: list[SlotDecision] | None = None
+    arm: Annotated[
+        str | None, Field(description="The experiment arm that served it; null without one.")
+    ] = None
+    arm_probability: Annotated[
+        float | None,
+        Field(
+            description="The arm's share of units (its weight over all weights); null without one."
+        ),
+    ] = None
 
 
 class Reward(_Model):

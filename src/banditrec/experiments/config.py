@@ -1,16 +1,21 @@
 """An app's experiment: arms (policy variants), their traffic weights, the guardrail.
 
 Kept apart from `banditrec.config` (which holds it as `AppConfig.experiment`) so the
-experiment code imports no policy code.
+experiment code imports no policy code. A `policy` arm's `policy` is a `PolicyConfig`,
+named here only for type checkers; `banditrec.config` resolves it once that is defined.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ArmKind = Literal["learned", "default", "uniform"]
+if TYPE_CHECKING:
+    from ..config import PolicyConfig
+
+ArmKind = Literal["learned", "default", "uniform", "policy"]
+GUARDED_KINDS = ("learned", "policy")  # arms the guardrail compares with the default arm
 
 
 class _Strict(BaseModel):
@@ -21,9 +26,26 @@ class ArmConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: ArmKind = Field(
         description="learned: the app's policy; default: the default action (the first "
-        "offered); uniform: every action alike (a holdout that keeps logs evaluable)."
+        "offered); uniform: every action alike (a holdout that keeps logs evaluable); "
+        "policy: the arm's own `policy` config, with a model of its own learned from "
+        "every arm's traffic."
     )
     weight: float = Field(1.0, ge=0.0, description="Share of units, relative to the others.")
+    policy: PolicyConfig | None = Field(
+        None,
+        description="A `policy` arm's policy, written as the app's `policy` is.",
+        exclude_if=lambda v: v is None,  # other arms dump as they always did
+    )
+
+    @model_validator(mode="after")
+    def _policy_iff_policy_kind(self) -> ArmConfig:
+        if self.kind == "policy" and self.policy is None:
+            raise ValueError(f"arm {self.name!r} of kind 'policy' needs a `policy` block")
+        if self.kind != "policy" and self.policy is not None:
+            raise ValueError(
+                f"arm {self.name!r}: only an arm of kind 'policy' takes a `policy` block"
+            )
+        return self
 
 
 class GuardrailConfig(_Strict):

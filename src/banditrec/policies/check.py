@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 
-from ..config import AppConfig, VWPolicyConfig
+from ..config import AppConfig, PolicyConfig, VWPolicyConfig
 
 _CHILD = textwrap.dedent(
     """
@@ -69,18 +69,27 @@ def config_problems(config: AppConfig, current: AppConfig | None = None) -> list
     VW policies are tried in a child first (those whose VW arguments differ from the
     `current` config's, which is serving); then the whole engine is built here."""
     from ..engine import DecisionEngine
+    from ..experiments.arms import arm_configs
 
     serving = current.slot_policies() if current is not None else {}
+    serving_arms = arm_configs(current) if current is not None else {}
+    checked: list[tuple[str, PolicyConfig, PolicyConfig | None]] = [
+        ("policy" if slot is None else f"slots[{slot}].policy", policy, serving.get(slot))
+        for slot, policy in config.slot_policies().items()
+    ]
+    checked += [  # an experiment's `policy` arms: the same all-or-nothing check
+        (f"experiment.arms[{name}].policy", policy, serving_arms.get(name))
+        for name, policy in arm_configs(config).items()
+    ]
     problems = []
-    for slot, policy in config.slot_policies().items():
-        where = "policy" if slot is None else f"slots[{slot}].policy"
-        before = serving.get(slot)
+    for where, policy, before in checked:
+        if not isinstance(policy, VWPolicyConfig):
+            continue
         if isinstance(before, VWPolicyConfig) and before.vw_args() == policy.vw_args():
             continue
-        if isinstance(policy, VWPolicyConfig):
-            problem = vw_args_problem(policy.vw_args())
-            if problem is not None:
-                problems.append((where, f"VW cannot run with {policy.vw_args()}: {problem}"))
+        problem = vw_args_problem(policy.vw_args())
+        if problem is not None:
+            problems.append((where, f"VW cannot run with {policy.vw_args()}: {problem}"))
     if not problems:
         try:
             DecisionEngine(config)

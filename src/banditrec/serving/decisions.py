@@ -23,15 +23,17 @@ def decision_from_records(records: Sequence[dict[str, Any]]) -> Decision:
     """The decision a set of logged records (one per slot) was served as."""
     meta = records[0][META_KEY]
     event_id, version, mode = meta["event_id"], int(meta["model_version"]), meta["mode"]
+    arm = (meta.get("arm"), meta.get("arm_probability"))  # (None, None) outside experiments
     if len(records) == 1 and meta.get("slot") is None:
         ranking = _ranking(records[0])
-        return Decision(event_id, ranking[0].id, ranking[0].probability, ranking, version, mode)
+        top = ranking[0]
+        return Decision(event_id, top.id, top.probability, ranking, version, mode, None, *arm)
     slots = []
     for record in records:
         ranking = _ranking(record)
         slot = record[META_KEY]["slot"]
         slots.append(SlotDecision(slot, ranking[0].id, ranking[0].probability, ranking))
-    return Decision(event_id, None, None, [], version, mode, slots)
+    return Decision(event_id, None, None, [], version, mode, slots, *arm)
 
 
 def top_probability(decision: Decision) -> float:

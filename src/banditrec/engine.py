@@ -209,9 +209,12 @@ class DecisionEngine:
         slot: str | None = None,
         exploration: ExplorationOverride | None = None,
         served: _Served | None = None,
+        arm: Assignment | None = None,
     ) -> np.ndarray:
-        """The final pmf this app serves for `x`: mode, per-request exploration, floor."""
-        return np.array(self._probabilities(x, seed, slot, exploration, served or self._served))
+        """The final pmf this app serves for `x` (in `arm`, if given): mode, per-request
+        exploration, floor."""
+        served = served or self._served
+        return np.array(self._probabilities(x, seed, slot, exploration, served, arm))
 
     @staticmethod
     def _probabilities(

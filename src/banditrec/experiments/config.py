@@ -63,6 +63,19 @@ class PromotionConfig(_Strict):
     enabled: bool = True
     min_events: int = Field(1000, ge=50, description="Joined decisions needed to judge.")
     window_events: int = Field(5000, ge=50, le=100_000, description="Most recent ones used.")
+    interval_seconds: float = Field(
+        30.0, ge=1.0, le=86_400, description="How often it is judged (a pass is not cheap)."
+    )
+
+
+class EvaluationConfig(_Strict):
+    """Each arm's off-policy estimate on every arm's traffic (experiments/offpolicy.py)."""
+
+    enabled: bool = True
+    window_events: int = Field(5000, ge=50, le=100_000, description="Most recent ones used.")
+    interval_seconds: float = Field(
+        30.0, ge=1.0, le=86_400, description="How often it is estimated (a pass is not cheap)."
+    )
 
 
 class ExperimentConfig(_Strict):
@@ -72,6 +85,7 @@ class ExperimentConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     arms: list[ArmConfig] = Field(min_length=2, max_length=16)
     guardrail: GuardrailConfig = Field(default_factory=GuardrailConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     srm_p_value: float = Field(
         0.001, gt=0.0, lt=1.0, description="Sample-ratio mismatch is flagged below this p."
     )

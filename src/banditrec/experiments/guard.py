@@ -8,10 +8,13 @@ Run after each reporting pass (`ReportingPool`), on the arms' joined decisions o
   Sample Ratio Mismatch in Online Controlled Experiments*, KDD 2019). A mismatch means the
   split is broken (units lost, duplicated or steered), so no estimate of the experiment
   is to be trusted until it is found.
-- **Guardrail**: when an arm of kind `learned` and the first arm of kind `default` both
-  have `min_decisions`, and the learned arm's 95% upper bound on the mean reward is below
-  the default arm's lower bound, the learned arm's weight moves to the default arm (a
-  config update, as a PATCH would do it): its units are served the default action.
+- **Guardrail**: when an arm of kind `learned` or `policy` and the first arm of kind
+  `default` both have `min_decisions`, and the guarded arm's 95% upper bound on the mean
+  reward is below the default arm's lower bound, the guarded arm's weight moves to the
+  default arm (a config update, as a PATCH would do it): its units are served the default
+  action.
+- **Off-policy estimates** (every `evaluation.interval_seconds`): each arm's value on all
+  arms' traffic beside its online value on its own slice (experiments/offpolicy.py).
 
 Each state change and action is an event in `br:{app}:exp:events` (a stream, newest
 1,000 kept); the current state is `br:{app}:exp:state`.
@@ -19,6 +22,7 @@ Each state change and action is an event in `br:{app}:exp:events` (a stream, new
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -27,12 +31,15 @@ from scipy.stats import chisquare
 
 from ..config import AppConfig
 from ..eventlog import AppKeys, EventLog
+from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
 from ..reporting.report import reports
 from ..reporting.store import ReportStore
-from .config import ExperimentConfig
+from .config import GUARDED_KINDS, ExperimentConfig
+from .offpolicy import arm_estimates
 from .promotion import counterfactual
 
 MAX_EVENTS = 1000
+log = logging.getLogger("banditrec.experiments")
 
 
 def events_key(app: str) -> str:
@@ -80,7 +87,7 @@ def _tripped(experiment: ExperimentConfig, arms: dict[str, Any]) -> tuple[str, s
         return None
     base = arms[default.name]
     for arm in experiment.arms:
-        if arm.kind != "learned" or arm.weight == 0 or arm.name not in arms:
+        if arm.kind not in GUARDED_KINDS or arm.weight == 0 or arm.name not in arms:
             continue
         mine = arms[arm.name]
         if min(mine["decisions"], base["decisions"]) < g.min_decisions:
@@ -111,11 +118,18 @@ def _shift_to_default(config: AppConfig, arm_name: str) -> AppConfig:
 class Supervisor:
     """Checks the experiments of a Redis's apps; records what it finds and does."""
 
-    def __init__(self, log: EventLog, promotion_interval_s: float = 30.0) -> None:
+    def __init__(self, log: EventLog) -> None:
         self.log = log
         self.store = ReportStore(log.client)
-        self.promotion_interval_s = promotion_interval_s  # a counterfactual pass is not cheap
-        self._promotion_checked: dict[str, float] = {}
+        self._last: dict[tuple[str, str], float] = {}  # (app, pass) → when it last ran
+
+    def _due(self, app: str, what: str, interval_s: float) -> bool:
+        """Whether the counterfactual pass `what` is due for `app` (and if so, it now ran)."""
+        now = time.monotonic()
+        if now - self._last.get((app, what), -1e18) < interval_s:
+            return False
+        self._last[app, what] = now
+        return True
 
     def record(self, app: str, kind: str, message: str, **data: Any) -> None:
         fields = {"at": repr(time.time()), "kind": kind, "message": message}
@@ -157,23 +171,40 @@ class Supervisor:
             self.record(app, "promotion", message, **found)
         return found
 
+    def _estimates(self, app: str, config: AppConfig) -> dict[str, Any] | None:
+        """The arms' online and off-policy estimates; None (the last ones stay) on failure."""
+        assert config.experiment is not None
+        try:
+            found = arm_estimates(self.log, app, config, config.experiment.evaluation.window_events)
+        except (*UNAVAILABLE, EventLogUnavailable):
+            raise
+        except Exception:  # a model or record it cannot read: the SRM check and guardrail go on
+            log.exception("app %s: off-policy estimates of the arms failed", app)
+            return None
+        if found is not None:
+            found["at"] = time.time()
+        return found
+
     def check(self, app: str, now: float | None = None) -> dict[str, Any] | None:
         """Run the SRM check and the guardrail on `app`, and the promotion of an apprentice;
         the experiment's new state (None: no experiment)."""
         config = self.log.get_config(app)
         if config is None:
             return None
-        now_s = time.monotonic()
-        if now_s - self._promotion_checked.get(app, -1e9) >= self.promotion_interval_s:
-            self._promotion_checked[app] = now_s
+        rule = config.promotion
+        if rule is not None and self._due(app, "promotion", rule.interval_seconds):
             self.promote(app, config)
         if config.experiment is None:
             return None
         exp = config.experiment
+        previous = self.state(app) or {}
+        same = previous.get("experiment") == exp.name
+        estimates = previous.get("estimates") if same else None
+        if exp.evaluation.enabled and self._due(app, "evaluation", exp.evaluation.interval_seconds):
+            estimates = self._estimates(app, config) or estimates
         window = reports(
             self.store, [app], resolution="minute", hours=exp.guardrail.window_minutes / 60, now=now
         )[app]["window"]["arms"]
-        previous = self.state(app) or {}
         result = srm(exp, {arm: s["decisions"] for arm, s in window.items()})
         if result["state"] == "mismatch" and previous.get("srm", {}).get("state") != "mismatch":
             self.record(
@@ -182,7 +213,12 @@ class Supervisor:
                 f"sample ratio mismatch in {exp.name}: p = {result['p_value']:.2g}",
                 **result,
             )
-        state = {"experiment": exp.name, "srm": result, "checked_at": time.time()}
+        state = {
+            "experiment": exp.name,
+            "srm": result,
+            "estimates": estimates,
+            "checked_at": time.time(),
+        }
         tripped = _tripped(exp, window)
         if tripped is not None:
             arm, message = tripped

@@ -77,6 +77,8 @@ def install_reports(api: FastAPI, service: DecisionService) -> None:
                 report["experiment"] = {
                     **exp.model_dump(mode="json"),
                     "srm": state.get("srm"),
+                    # per arm: online on its slice, off-policy on all arms' traffic
+                    "estimates": state.get("estimates"),
                     "events": supervisor.events(app),
                 }
             report["model_version"] = service.log.model_version(app)

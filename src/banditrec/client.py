@@ -277,6 +277,12 @@ class Client(_Base):
     def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
         return self.patch_app({"rollback_to": version}, app=app)
 
+    def report(
+        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
+    ) -> dict[str, Any]:
+        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
+        return self.request("GET", _report_path(self._app(app), resolution, hours))
+
 
 # --- async ------------------------------------------------------------------------------
 
@@ -386,6 +392,16 @@ class AsyncClient(_Base):
 
     async def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
         return await self.patch_app({"rollback_to": version}, app=app)
+
+    async def report(
+        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
+    ) -> dict[str, Any]:
+        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
+        return await self.request("GET", _report_path(self._app(app), resolution, hours))
+
+
+def _report_path(app: str, resolution: str, hours: float) -> str:
+    return f"/v1/apps/{app}/report?resolution={resolution}&hours={hours:g}"
 
 
 __all__ = ["AsyncClient", "Client", "RetryPolicy", "ServiceError", "decision_request"]

@@ -101,9 +101,11 @@ def decision_request(
     event_id: str | None = None,
     exploration: Mapping[str, float] | None = None,
     deferred: bool = False,
+    unit_id: str | None = None,
 ) -> dict[str, Any]:
     """A decision request body, with its event id fixed now (so retries are idempotent).
-    An action may be given as a bare id."""
+    An action may be given as a bare id; `unit_id` is the unit (a user) an app's
+    experiment assigns to an arm."""
     body: dict[str, Any] = {"event_id": event_id or new_event_id(), "context": dict(context or {})}
     if actions is not None:
         body["actions"] = [{"id": a} if isinstance(a, str) else dict(a) for a in actions]
@@ -113,6 +115,8 @@ def decision_request(
         body["exploration"] = dict(exploration)
     if deferred:
         body["deferred"] = True
+    if unit_id is not None:
+        body["unit_id"] = unit_id
     return body
 
 

@@ -25,6 +25,7 @@ from banditrec.client import Client, ServiceError
 from banditrec.eventlog import EventLog, connect
 from banditrec.experiments import assign
 from banditrec.features import Interaction
+from tests.browser import chromium  # noqa: F401 (a fixture)
 from tests.plugins.ray_cluster import ServiceUnderTest
 from tests.polling import wait_for
 
@@ -136,6 +137,49 @@ def test_the_learned_arms_beat_the_default_with_intervals_apart(make_app, iris) 
         assert off["upper"] - off["lower"] < on["upper"] - on["lower"], estimates
     # the current models, on all traffic, beat the default action by far
     assert estimates["learned"]["off_policy"]["lower"] > estimates["default"]["online"]["upper"]
+
+
+def test_the_dashboard_shows_each_arms_estimates(
+    make_app,
+    iris,
+    banditrec_service: ServiceUnderTest,
+    chromium,  # noqa: F811
+) -> None:
+    """The dashboard's experiment section: each arm's online and off-policy intervals."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    arms = [
+        {"name": "learned", "kind": "learned"},
+        {"name": "holdout", "kind": "uniform"},
+        {"name": "default", "kind": "default"},
+    ]
+    experiment = {"name": "iris-page", "arms": arms, "evaluation": {"interval_seconds": 1}}
+    client = make_app("exp-iris-page", policy={"kind": "uniform"}, experiment=experiment)
+    sent = len(play(client, iris, 150, np.random.default_rng(2), "p-"))
+
+    def estimated() -> bool:
+        found = client.report(**MINUTE)["experiment"]["estimates"]
+        return found is not None and found["events"] == sent
+
+    wait_for(estimated, 30, "the arms' estimates")
+    svc, app, browser = banditrec_service, client.app, chromium
+    browser.get(svc.url + "/dashboard")
+    wait = WebDriverWait(browser, 30)
+    browser.find_element(By.ID, "key").send_keys(svc.keys["admin"])
+    browser.find_element(By.CSS_SELECTOR, "#window option[value='minute:6']").click()
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"#apps li[data-app='{app}']")))
+    browser.find_element(By.CSS_SELECTOR, f"#apps li[data-app='{app}']").click()
+    row = "#estimates-table tbody tr[data-arm='learned'] td"
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+    for arm in ("learned", "holdout", "default"):
+        cells = browser.find_elements(By.CSS_SELECTOR, f"#estimates-table tr[data-arm='{arm}'] td")
+        texts = [c.text for c in cells]
+        assert texts[0] == arm and "[" in texts[3] and "[" in texts[4], texts
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
 
 
 def test_an_apprentice_is_promoted_online_by_the_service_itself(make_app, iris) -> None:

@@ -149,6 +149,16 @@ function armsTable(report) {
   if (report.experiment) {
     const e = report.experiment;
     el("p", { text: `Experiment ${e.name}: SRM ${e.srm ? e.srm.state : "–"}` }, ex);
+    const est = (e.estimates && e.estimates.arms) || {};
+    const table = el("table", { id: "estimates-table" }, ex);
+    const head = el("tr", {}, el("thead", {}, table));
+    for (const h of ["arm", "kind", "weight", "online, own slice (95%)", "off-policy, all arms (95%)"]) el("th", { text: h }, head);
+    const rowsBody = el("tbody", {}, table);
+    for (const arm of e.arms) {
+      const tr = el("tr", { "data-arm": arm.name }, rowsBody), x = est[arm.name] || {};
+      for (const v of [arm.name, arm.kind, arm.weight, x.online ? interval(x.online) : "–", x.off_policy ? interval(x.off_policy) : "–"])
+        el("td", { text: String(v) }, tr);
+    }
     for (const ev of e.events || []) el("p", { class: "event", text: `${new Date(ev.at * 1000).toISOString()} ${ev.kind}: ${ev.message}` }, ex);
   } else {
     el("p", { class: "note", text: "No experiment configured for this app: the arms are the policy it served (learned) and the default action (apprentice, logging)." }, ex);

@@ -43,6 +43,14 @@ def _shares(config: AppConfig) -> dict[str, Assignment]:
     return {a.name: Assignment(a, a.weight / total) for a in exp.arms if a.weight > 0}
 
 
+def _padded(pmfs: list[np.ndarray]) -> np.ndarray:
+    """(n, K) pmfs, zero-padded where a request offered fewer than K actions."""
+    out = np.zeros((len(pmfs), max(len(p) for p in pmfs)))
+    for i, p in enumerate(pmfs):
+        out[i, : len(p)] = p
+    return out
+
+
 def _estimate(data: OPEData, estimator: Any) -> dict[str, float]:
     e = evaluate(data, [estimator])[estimator.label]
     return {"mean": e.value, "lower": e.ci_low, "upper": e.ci_high, "n": e.n}
@@ -61,7 +69,8 @@ def arm_estimates(log: EventLog, app: str, config: AppConfig, window: int) -> di
     latest = log.latest_model(app)
     if latest is not None:
         engine.load_models({**engine.model_bytes(), **latest.models}, latest.version)
-    rewards, actions, served_by, mixture, targets = [], [], [], [], []
+    rewards, actions, served_by, mixture = [], [], [], []
+    targets: dict[str, list[np.ndarray]] = {name: [] for name in shares}
     for _, fields in log.client.xrevrange(AppKeys(app).joined, count=window):
         record = joined_record(fields)
         meta = record[META_KEY]
@@ -80,24 +89,22 @@ def arm_estimates(log: EventLog, app: str, config: AppConfig, window: int) -> di
         actions.append(chosen)
         served_by.append(mine.arm.name)
         mixture.append(mu)
-        targets.append(pmfs)
+        for name, pmf in pmfs.items():
+            targets[name].append(pmf)
     if not rewards:
         return {"events": 0, "arms": {}}
-    r, a, mu = np.array(rewards), np.array(actions), np.array(mixture)
+    r, a, mu = np.array(rewards), np.array(actions), np.minimum(np.array(mixture), 1.0)
     by = np.array(served_by)
-    k = max(len(next(iter(t.values()))) for t in targets)
     out: dict[str, Any] = {"events": len(rewards), "model_version": engine.model_version}
     arms: dict[str, Any] = {}
     for name in shares:
-        pi = np.zeros((len(rewards), k))
-        for i, t in enumerate(targets):
-            pi[i, : len(t[name])] = t[name]
+        pi = _padded(targets[name])
         own = by == name
         entry: dict[str, Any] = {"decisions": int(own.sum()), "online": None}
         if own.sum() > 1:
             on = OPEData(r[own], a[own], np.ones(int(own.sum())), pi[own])
             entry["online"] = _estimate(on, OnPolicy())
-        entry["off_policy"] = _estimate(OPEData(r, a, np.minimum(mu, 1.0), pi), SNIPS())
+        entry["off_policy"] = _estimate(OPEData(r, a, mu, pi), SNIPS())
         arms[name] = entry
     out["arms"] = arms
     return out

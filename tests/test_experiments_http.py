@@ -6,7 +6,9 @@ policy is truly better than always the first class) drives the real service over
     apart in the report, beside each arm's off-policy estimate on all arms' traffic;
 (b) an apprentice goes online by itself once its counterfactual bound beats the default;
 (c) a sabotaged model trips the guardrail, and its traffic returns to the default arm;
-(d) a split tampered with upstream is flagged as a sample-ratio mismatch in the report.
+(d) a split tampered with upstream is flagged as a sample-ratio mismatch in the report;
+(e) with policies that hold still, every arm's off-policy interval is the tighter one,
+    and the dashboard shows both.
 
 Each test runs on an app of its own, dropped at the end (the example apps are untouched)."""
 
@@ -133,19 +135,20 @@ def test_the_learned_arms_beat_the_default_with_intervals_apart(make_app, iris) 
     for e in estimates.values():
         on, off = e["online"], e["off_policy"]
         assert off["n"] == sent and on["n"] == e["decisions"]
-        # all arms' traffic tells about each arm where they choose alike: a tighter interval
-        assert off["upper"] - off["lower"] < on["upper"] - on["lower"], estimates
-    # the current models, on all traffic, beat the default action by far
-    assert estimates["learned"]["off_policy"]["lower"] > estimates["default"]["online"]["upper"]
+        assert off["lower"] <= off["mean"] <= off["upper"]
+    # No claim on the widths here: the models learn from a cold start, and an arm's current
+    # model may be one the older logs cover poorly (the next test holds its policies still).
 
 
-def test_the_dashboard_shows_each_arms_estimates(
+def test_each_arms_off_policy_interval_is_tighter_and_the_dashboard_shows_it(
     make_app,
     iris,
     banditrec_service: ServiceUnderTest,
     chromium,  # noqa: F811
 ) -> None:
-    """The dashboard's experiment section: each arm's online and off-policy intervals."""
+    """With policies that hold still (uniform and the default action), every arm's
+    off-policy interval on all arms' traffic is narrower than its online one on its own
+    slice; the dashboard's experiment section shows both."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -157,13 +160,17 @@ def test_the_dashboard_shows_each_arms_estimates(
     ]
     experiment = {"name": "iris-page", "arms": arms, "evaluation": {"interval_seconds": 1}}
     client = make_app("exp-iris-page", policy={"kind": "uniform"}, experiment=experiment)
-    sent = len(play(client, iris, 150, np.random.default_rng(2), "p-"))
+    sent = len(play(client, iris, 300, np.random.default_rng(2), "p-"))
 
     def estimated() -> bool:
         found = client.report(**MINUTE)["experiment"]["estimates"]
         return found is not None and found["events"] == sent
 
     wait_for(estimated, 30, "the arms' estimates")
+    for name, e in client.report(**MINUTE)["experiment"]["estimates"]["arms"].items():
+        on, off = e["online"], e["off_policy"]
+        assert off["n"] == sent > on["n"] == e["decisions"]
+        assert off["upper"] - off["lower"] < on["upper"] - on["lower"], (name, e)
     svc, app, browser = banditrec_service, client.app, chromium
     browser.get(svc.url + "/dashboard")
     wait = WebDriverWait(browser, 30)

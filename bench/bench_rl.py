@@ -78,10 +78,10 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     import ray
     from ray import serve
 
-    from banditrec.engine import DecisionEngine
+    from banditrec.decision.engine import DecisionEngine
+    from banditrec.decision.schema import DecisionRequest
     from banditrec.eventlog import EmbeddedRedis
     from banditrec.rl.pretrained import JOURNEY_PPO
-    from banditrec.schema import DecisionRequest
     from banditrec.serving.auth import create_key
     from banditrec.serving.deployment import deploy
     from banditrec.serving.runner import wait_ready

@@ -11,8 +11,8 @@ import vowpal_wabbit_next as vw
 
 import banditrec.envs  # noqa: F401  (registers the simulators)
 from banditrec import DecisionEngine, DecisionRequest
+from banditrec.decision.features import FeatureSet, Interaction
 from banditrec.explain import ExplainedDecision
-from banditrec.features import FeatureSet, Interaction
 
 from .synthetic import run_online
 

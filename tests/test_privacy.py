@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import META_KEY, DecisionRequest, Reward
 from banditrec.eventlog import EmbeddedRedis, EventLog, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.eventlog.keys import AppKeys
@@ -19,7 +20,6 @@ from banditrec.privacy.pseudonymize import (
     Pseudonymizer,
     looks_like_contact,
 )
-from banditrec.schema import META_KEY, DecisionRequest, Reward
 from tests import polling
 
 ACTIONS = [{"id": "a1", "features": {"topic": {"tech": 1}}}, {"id": "a2"}]

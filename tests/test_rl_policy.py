@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from banditrec.config import AppConfig, RLPolicyConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
 from banditrec.envs.journey import ACTION_IDS, OBS_FIELDS, EngagementJourneyEnv
 from banditrec.policies import POLICY_CLASSES, load_policy, make_policy
 from banditrec.policies.rl import RLPolicy
@@ -46,7 +46,7 @@ def states() -> tuple[list[np.ndarray], list[dict]]:
 
 def test_importing_banditrec_loads_neither_torch_nor_rllib() -> None:
     code = (
-        "import sys, banditrec, banditrec.policies, banditrec.engine, banditrec.rl.ope, "
+        "import sys, banditrec, banditrec.policies, banditrec.decision.engine, banditrec.rl.ope, "
         "banditrec.rl.trajectories, banditrec.cli\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('ray.rllib')]\n"
         "assert not bad, bad"

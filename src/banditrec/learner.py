@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .config import AppConfig
-from .engine import SINGLE, DecisionEngine, UnknownSlotError
+from .decision.engine import SINGLE, DecisionEngine, UnknownSlotError
+from .decision.features import vw_line_problem
 from .eventlog import (
     EventLog,
     EventLogUnavailable,
@@ -35,7 +36,6 @@ from .eventlog import (
 )
 from .eventlog.errors import UNAVAILABLE
 from .eventlog.records import joined_header, joined_record
-from .features import vw_line_problem
 from .policies import Policy, VWPolicy, load_policy, make_policy
 
 log = logging.getLogger(__name__)

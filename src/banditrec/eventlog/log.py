@@ -31,8 +31,8 @@ import orjson
 from redis.exceptions import ResponseError
 
 from ..config import AppConfig
-from ..costs import CostScale
-from ..schema import EVENT_ID_PATTERN, META_KEY, Reward
+from ..decision.costs import CostScale
+from ..decision.schema import EVENT_ID_PATTERN, META_KEY, Reward
 from .changes import ChangeFeed, announce
 from .config_store import ConfigStore
 from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError

@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..costs import UNIT, CostScale
-from ..dsjson import set_reward
-from ..schema import META_KEY
+from ..decision.costs import UNIT, CostScale
+from ..decision.record import set_reward
+from ..decision.schema import META_KEY
 
 
 class JoinedHeader(NamedTuple):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Self
 import numpy as np
 
 from ..config import RLPolicyConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from ..config import AppConfig, PolicyConfig, SlotConfig
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from .dataset import LoggedBandit
 from .estimators import OnPolicy, evaluate, make_estimators, weight_diagnostics
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import AppConfig
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from .counterfactual import (
     LOGGED,
     Candidate,

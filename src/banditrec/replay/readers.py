@@ -23,9 +23,9 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..costs import logged_reward
-from ..features import FeatureSet
-from ..schema import META_KEY, LoggedEvent
+from ..decision.costs import logged_reward
+from ..decision.features import FeatureSet
+from ..decision.schema import META_KEY, LoggedEvent
 from .dataset import LoggedBandit
 from .progress import progress_bar
 

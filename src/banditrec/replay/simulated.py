@@ -12,9 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..engine import DecisionEngine
-from ..features import FeatureSet, Interaction
-from ..sampling import draw, event_seed
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet, Interaction
+from ..decision.sampling import draw, event_seed
 from .dataset import LoggedBandit
 from .progress import progress_bar
 

@@ -21,11 +21,11 @@ import numpy as np
 import orjson
 
 from ..config import AppConfig
-from ..costs import logged_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet
-from ..sampling import event_seed
-from ..schema import META_KEY
+from ..decision.costs import logged_reward
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.sampling import event_seed
+from ..decision.schema import META_KEY
 from ..slates.dsjson import POSITION_KEY
 from .readers import LogFormatError, _lines
 from .slates import SlateLog, SlateReport, estimate_slates

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..dsjson import build_record, set_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.record import build_record, set_reward
 from ..replay.progress import progress_bar
 from .envs import feature_names as names_of
 from .envs import make_env

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import pmf as pmf_ops
 from ..config import AppConfig, RLPolicyConfig
-from ..engine import DecisionEngine
-from ..features import FeatureSet
+from ..decision import pmf as pmf_ops
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.sampling import draw
 from ..policies.rl import RLPolicy
-from ..sampling import draw
 from .envs import make_env
 from .layout import journey_context
 

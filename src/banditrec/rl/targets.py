@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from ..policies.rl import RLPolicy
 from ..replay.target import target_pmfs
 from .evaluate import served_rl_pmfs

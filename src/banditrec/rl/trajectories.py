@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ..decision.schema import LoggedEvent
 from ..replay.dataset import LoggedBandit
 from ..replay.readers import from_records as read_records
 from ..replay.readers import read_dsjson
-from ..schema import LoggedEvent
 from .layout import STATE_NAMESPACE, episode_of, observation
 
 

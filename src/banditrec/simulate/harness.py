@@ -22,9 +22,9 @@ import orjson
 from tqdm.auto import tqdm
 
 from .. import envs as _envs  # noqa: F401  (registers the banditrec/ envs)
-from ..dsjson import build_record, set_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet, Interaction
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet, Interaction
+from ..decision.record import build_record, set_reward
 from ..policies.interactions import namespaces, unmatched_terms
 from .specs import PolicySpec, policy_spec
 

@@ -19,12 +19,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import pmf as pmf_ops
 from ..config import AppConfig
-from ..features import FeatureSet
+from ..decision import pmf as pmf_ops
+from ..decision.features import FeatureSet
+from ..decision.sampling import draw, event_seed
+from ..decision.schema import ExplorationOverride, RankedAction
 from ..policies import Policy
-from ..sampling import draw, event_seed
-from ..schema import ExplorationOverride, RankedAction
 from ..slate_config import NEW_GROUP, SlateConfig, SlateRules
 from .scorers import scorer, subset
 

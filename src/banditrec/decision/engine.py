@@ -15,16 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from ..config import AppConfig, FixedConfig, PolicyConfig
+from ..experiments import Assignment, assign
+from ..explain import explained
+from ..policies import FixedPolicy, Policy, load_policy, make_policy
+from ..policies.baseline import UniformPolicy
+from ..privacy.consent import opted_out
+from ..privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
+from ..slates import decide as slate_ops
+from ..slates.dsjson import position_of
+from ..slates.schema import SlateDecision, SlateRequest
 from . import pmf as pmf_ops
-from .config import AppConfig, FixedConfig, PolicyConfig
-from .dsjson import build_record, to_interaction
-from .experiments import Assignment, assign
-from .explain import explained
 from .features import FeatureSet, Interaction
-from .policies import FixedPolicy, Policy, load_policy, make_policy
-from .policies.baseline import UniformPolicy
-from .privacy.consent import opted_out
-from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
+from .record import build_record, to_interaction
 from .sampling import draw, event_seed
 from .schema import (
     META_KEY,
@@ -35,9 +38,6 @@ from .schema import (
     RankedAction,
     SlotDecision,
 )
-from .slates import decide as slate_ops
-from .slates.dsjson import position_of
-from .slates.schema import SlateDecision, SlateRequest
 
 SINGLE = ""  # model key of a single-slot app's policy
 

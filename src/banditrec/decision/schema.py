@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from .config import Limits
+from ..config import Limits
 from .costs import logged_reward
 
 # A feature value is a boolean, number or string. Pydantic checks only the shape here; the

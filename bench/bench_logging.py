@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
-from banditrec.decision.schema import META_KEY
+from banditrec.decision.record import META_KEY
 from banditrec.eventlog import AppKeys, EventLog, connect
 from bench_core import make_request
 

@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from banditrec.config import AppConfig
-from banditrec.decision.schema import META_KEY, Reward
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog
 from banditrec.experiments import ExperimentConfig, assign
 from banditrec.experiments.guard import Supervisor

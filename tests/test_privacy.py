@@ -8,7 +8,8 @@ import pytest
 
 from banditrec.config import AppConfig, RewardConfig
 from banditrec.decision.engine import DecisionEngine
-from banditrec.decision.schema import META_KEY, DecisionRequest, Reward
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import EmbeddedRedis, EventLog, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.eventlog.keys import AppKeys

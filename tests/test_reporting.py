@@ -12,7 +12,8 @@ import pytest
 
 from banditrec.config import AppConfig, RewardConfig
 from banditrec.decision.engine import DecisionEngine
-from banditrec.decision.schema import META_KEY, Reward
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog, connect
 from banditrec.reporting import Reporter, ReportStore
 from banditrec.reporting.report import reports

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from banditrec.decision.schema import META_KEY
+from banditrec.decision.record import META_KEY
 from banditrec.envs.journey import OBS_FIELDS
 from banditrec.replay.readers import from_records as read_log
 from banditrec.rl.collect import journeys, write_jsonl

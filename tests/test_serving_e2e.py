@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from banditrec.decision.schema import META_KEY
+from banditrec.decision.record import META_KEY
 from banditrec.eventlog import EventLog, connect
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 

@@ -12,7 +12,7 @@ import pytest
 import vowpal_wabbit_next as vw
 
 from banditrec import DecisionEngine, DecisionRequest
-from banditrec.decision.schema import META_KEY, LoggedEvent
+from banditrec.decision.record import META_KEY, LoggedEvent
 from banditrec.envs import suggested_policy
 from banditrec.simulate import (
     PolicySpecError,

@@ -3,7 +3,8 @@
 from .config import AppConfig, Limits, RewardConfig, SlotConfig, VWPolicyConfig
 from .decision.engine import DecisionEngine, UnknownSlotError
 from .decision.features import FeatureSet, Interaction
-from .decision.schema import Action, Decision, DecisionRequest, LoggedEvent, Reward
+from .decision.record import LoggedEvent
+from .decision.schema import Action, Decision, DecisionRequest, Reward
 from .policies import Policy, load_policy, make_policy
 
 __version__ = "0.1.0"

@@ -27,19 +27,9 @@ from ..slates.dsjson import position_of
 from ..slates.schema import SlateDecision, SlateRequest
 from . import pmf as pmf_ops
 from .features import FeatureSet, Interaction
-from .record import build_record, to_interaction
+from .record import META_KEY, LoggedEvent, build_record, slot_key, to_interaction
 from .sampling import draw, event_seed
-from .schema import (
-    META_KEY,
-    Decision,
-    DecisionRequest,
-    ExplorationOverride,
-    LoggedEvent,
-    RankedAction,
-    SlotDecision,
-)
-
-SINGLE = ""  # model key of a single-slot app's policy
+from .schema import Decision, DecisionRequest, ExplorationOverride, RankedAction, SlotDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +110,14 @@ class DecisionEngine:
         return dict(self._served.policies)
 
     def model_bytes(self) -> dict[str, bytes]:
-        """Every slot's model; a single-slot app's under the key ''."""
-        return {slot or SINGLE: p.to_bytes() for slot, p in self._served.policies.items()}
+        """Every slot's model, under its `slot_key` (a single-slot app's: `SINGLE_SLOT`)."""
+        return {slot_key(slot): p.to_bytes() for slot, p in self._served.policies.items()}
 
     def load_models(self, models: Mapping[str, bytes], version: int) -> None:
         """Swap in published models (all slots at once)."""
         served = self._served
         policies = {
-            slot: load_policy(cfg, models[slot or SINGLE])
+            slot: load_policy(cfg, models[slot_key(slot)])
             for slot, cfg in served.config.slot_policies().items()
         }
         self._served = _Served(served.config, policies, version)

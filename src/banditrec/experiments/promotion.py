@@ -22,8 +22,8 @@ import numpy as np
 
 from ..config import AppConfig
 from ..decision.features import FeatureSet
+from ..decision.record import META_KEY
 from ..decision.sampling import event_seed
-from ..decision.schema import META_KEY
 from ..eventlog import AppKeys, EventLog
 from ..eventlog.records import joined_record
 from ..reporting.buckets import estimate

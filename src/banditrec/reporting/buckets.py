@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..decision.schema import META_KEY
+from ..decision.record import META_KEY
 from ..eventlog.records import joined_header, joined_record
 
 ALL_ARMS = "*"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decision.schema import LoggedEvent
+from ..decision.record import LoggedEvent
 from ..replay.dataset import LoggedBandit
 from ..replay.readers import from_records as read_records
 from ..replay.readers import read_dsjson

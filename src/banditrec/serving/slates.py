@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ..decision.engine import UnknownSlotError
-from ..decision.schema import META_KEY
+from ..decision.record import META_KEY
 from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest

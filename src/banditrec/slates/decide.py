@@ -12,8 +12,8 @@ from typing import Any
 
 from ..config import AppConfig
 from ..decision.features import FeatureSet
-from ..decision.record import build_record
-from ..decision.schema import META_KEY, RankedAction
+from ..decision.record import META_KEY, build_record
+from ..decision.schema import RankedAction
 from ..policies import Policy
 from ..slate_config import SlateConfig
 from .choose import PositionChoice, choose_slate, slate_ranking

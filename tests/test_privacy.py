@@ -195,7 +195,7 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
 ) -> None:
     from banditrec.privacy.erasure import erase_spool, erase_subject, subject_pseudonyms
     from banditrec.replay import read_dsjson
-    from banditrec.replay.estimators import evaluate
+    from banditrec.replay.registry import evaluate
     from banditrec.replay.target import target_pmfs
 
     server = restartable_redis

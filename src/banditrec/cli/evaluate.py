@@ -22,10 +22,10 @@ from ..config import VWPolicyConfig
 from ..replay.counterfactual import Candidate, counterfactual, make_candidate
 from ..replay.dataset import LoggedBandit
 from ..replay.discovery import discover
-from ..replay.estimators import ESTIMATORS
 from ..replay.importers import from_obp, from_table
 from ..replay.intervals import INTERVALS
 from ..replay.readers import LogFormatError, read_dsjson
+from ..replay.registry import ESTIMATORS
 from ..replay.slate_replay import is_slate_log
 from .app import app
 from .evaluate_slates import evaluate_slate_log

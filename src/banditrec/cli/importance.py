@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from ..replay.estimators import ESTIMATORS
 from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, read_dsjson
+from ..replay.registry import ESTIMATORS
 from .app import app
 from .evaluate import parse_policy, show_report
 

@@ -26,9 +26,10 @@ from pydantic import TypeAdapter
 from ..config import AppConfig, PolicyConfig, SlotConfig
 from ..decision.engine import DecisionEngine
 from .dataset import LoggedBandit
-from .estimators import OnPolicy, evaluate, make_estimators, weight_diagnostics
+from .estimators import OnPolicy, weight_diagnostics
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
 from .quality import QualityReport, quality_report
+from .registry import evaluate, make_estimators
 from .reward_model import RewardModelFit, RewardModelKind, cross_fit
 from .summary import Estimate
 from .target import target_pmfs

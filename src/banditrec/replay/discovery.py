@@ -36,8 +36,8 @@ from .counterfactual import (
     recommend,
 )
 from .dataset import LoggedBandit
-from .estimators import make_estimators
 from .intervals import IntervalKind
+from .registry import make_estimators
 from .reward_model import RewardModelKind, cross_fit
 
 DEFAULT_EXPLORERS: dict[str, dict[str, Any]] = {

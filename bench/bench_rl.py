@@ -42,8 +42,8 @@ ENV = "banditrec/EngagementJourney-v0"
 
 def journey_bodies(n: int) -> list[dict[str, Any]]:
     """Request bodies of real journey steps: the state, the episode, the env's context."""
+    from banditrec.decision.journey import journey_request
     from banditrec.envs.journey import OBS_FIELDS, EngagementJourneyEnv
-    from banditrec.rl.layout import journey_request
 
     env = EngagementJourneyEnv()
     rng = np.random.default_rng(0)

@@ -12,14 +12,14 @@ from pydantic import ValidationError
 
 from banditrec.config import AppConfig, RLPolicyConfig
 from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.journey import journey_request, observation, step_event_id
 from banditrec.envs.journey import ACTION_IDS, OBS_FIELDS, EngagementJourneyEnv
 from banditrec.policies import POLICY_CLASSES, load_policy, make_policy
 from banditrec.policies.rl import RLPolicy
+from banditrec.policies.rl_module import ModuleFormatError, load_module
 from banditrec.replay.target import target_pmfs
 from banditrec.rl.collect import journeys
 from banditrec.rl.evaluate import EnginePolicy, rl_engine, served_rl_pmfs, true_value
-from banditrec.rl.layout import journey_request, observation, step_event_id
-from banditrec.rl.module_io import ModuleFormatError, load_module
 from banditrec.rl.pretrained import JOURNEY_PPO
 from banditrec.rl.targets import engine_pmfs
 from banditrec.rl.trajectories import from_records

@@ -8,7 +8,9 @@ Read it in this order:
 - `sampling.py`: the seeded draw, a pure function of (app seed, event id);
 - `costs.py`: rewards ↔ the costs VW learns from;
 - `record.py`: the log record (VW's DSJson plus banditrec's fields), built, joined, read back;
-- `engine.py`: `DecisionEngine`, which puts these together and learns from joined records.
+- `engine.py`: `DecisionEngine`, which puts these together and learns from joined records;
+- `recorder.py`: the same decision and record for simulators (harness, RL collection, OPE logs);
+- `journey.py`: how a sequential decision (an RL app's) carries its state and episode.
 
 The policies it calls live in `banditrec.policies`. This package's `__init__` imports
 nothing, so any module here can be imported on its own (the policies import `features`

@@ -68,6 +68,11 @@ class SlotChoice:
     def chosen(self) -> int:
         return self.order[0]
 
+    def interaction(self, reward: float) -> Interaction:
+        """What the policy learns from this choice once its reward is known."""
+        chosen = self.order[0]
+        return Interaction(self.features, chosen, self.probabilities[chosen], reward, self.slot)
+
 
 _DEFAULT_ACTION = FixedPolicy(FixedConfig())
 _ARM_POLICIES: dict[str, Policy] = {"default": _DEFAULT_ACTION, "uniform": UniformPolicy()}
@@ -202,14 +207,7 @@ class DecisionEngine:
         policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
         if arm is not None:  # an experiment's arm (its `learned` arm: the policy above)
             policy = _ARM_POLICIES.get(arm.arm.kind, policy)
-        p = pmf_ops.normalized(policy.probabilities(x, seed))
-        floor = cfg.min_probability
-        if exploration is not None:
-            if exploration.epsilon is not None:
-                p = pmf_ops.mixed_uniform(p, exploration.epsilon)
-            if exploration.min_probability is not None:
-                floor = exploration.min_probability
-        return pmf_ops.floored(p, floor)
+        return pmf_ops.shaped(policy.probabilities(x, seed), cfg.min_probability, exploration)
 
     def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
         return self.choose_features(

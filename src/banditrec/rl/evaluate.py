@@ -20,10 +20,10 @@ from ..config import AppConfig, RLPolicyConfig
 from ..decision import pmf as pmf_ops
 from ..decision.engine import DecisionEngine
 from ..decision.features import FeatureSet
+from ..decision.journey import journey_context
 from ..decision.sampling import draw
 from ..policies.rl import RLPolicy
 from .envs import make_env
-from .layout import journey_context
 
 
 def rl_engine(

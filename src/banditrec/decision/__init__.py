@@ -7,7 +7,8 @@ Read it in this order:
 - `pmf.py`: shaping a policy's pmf (normalization, extra exploration, the floor);
 - `sampling.py`: the seeded draw, a pure function of (app seed, event id);
 - `costs.py`: rewards ↔ the costs VW learns from;
-- `record.py`: the log record (VW's DSJson plus banditrec's fields), built, joined, read back;
+- `record.py`: the log record (VW's DSJson plus banditrec's fields), built, joined, read back,
+  the one rule for what is learned from (`unlearnable`) and the single-slot key;
 - `engine.py`: `DecisionEngine`, which puts these together and learns from joined records;
 - `recorder.py`: the same decision and record for simulators (harness, RL collection, OPE logs);
 - `journey.py`: how a sequential decision (an RL app's) carries its state and episode.

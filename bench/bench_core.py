@@ -26,8 +26,8 @@ import vowpal_wabbit_next as vw
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import per_call, us
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
-from banditrec.dsjson import set_reward
-from banditrec.sampling import event_seed
+from banditrec.decision.record import set_reward
+from banditrec.decision.sampling import event_seed
 
 
 def make_request(rng: np.random.Generator, i: int, n_actions: int = 10) -> DecisionRequest:
@@ -145,7 +145,7 @@ def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: i
     same steps without the explain/opt-out/privacy checks (choose + build the decision, what
     `decide` was before them), and `decide` with explain true. The VW model is trained first
     so its weights are not zero."""
-    from banditrec.engine import _decision
+    from banditrec.decision.engine import _decision
 
     for r in requests[:2000]:
         _, (rec,) = engine.decide_logged(r)

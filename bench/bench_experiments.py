@@ -29,11 +29,11 @@ import numpy as np
 import banditrec.envs  # noqa: F401  (registers the simulators)
 from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog, connect
 from banditrec.experiments.config import EvaluationConfig
 from banditrec.experiments.offpolicy import arm_estimates
 from banditrec.learner import Learner
-from banditrec.schema import Reward
 
 EPS = {"type": "epsilon", "epsilon": 0.1}
 ARMS = [

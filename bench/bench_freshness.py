@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine
 from banditrec.config import RewardConfig
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import AppKeys, EventLog, EventLogSettings, connect
 from banditrec.eventlog.records import joined_header, stream_id_tuple
 from banditrec.learner import ModelWatcher, run_app_workers
-from banditrec.schema import Reward
 from bench_core import make_request
 
 TARGET_P95_S = 2.0

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _service import bench_options
 from banditrec import DecisionEngine
 from banditrec.config import AppConfig
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
+from banditrec.decision.schema import DecisionRequest
 from banditrec.envs.supervised import SupervisedBanditEnv
 from banditrec.eventlog import EventLog, connect
-from banditrec.schema import DecisionRequest
 from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import ServiceSettings
 

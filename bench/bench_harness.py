@@ -27,10 +27,10 @@ import gymnasium as gym
 import numpy as np
 
 from banditrec.config import AppConfig
+from banditrec.decision.features import Interaction
+from banditrec.decision.sampling import draw, event_seed
 from banditrec.envs import suggested_policy, to_feature_set
-from banditrec.features import Interaction
 from banditrec.policies import make_policy
-from banditrec.sampling import draw, event_seed
 from banditrec.simulate import simulate
 
 ENV = "banditrec/Content-v0"

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine
 from banditrec.config import RewardConfig
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import AppKeys, EventLog, connect
 from banditrec.learner import Learner
-from banditrec.schema import Reward
 from bench_core import make_request
 
 TARGET = 0.75

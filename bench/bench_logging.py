@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _redis import bench_redis
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
+from banditrec.decision.record import META_KEY
 from banditrec.eventlog import AppKeys, EventLog, connect
-from banditrec.schema import META_KEY
 from bench_core import make_request
 
 TARGET = 30_000

@@ -20,7 +20,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from banditrec.features import FeatureSet  # noqa: E402
+from banditrec.decision.features import FeatureSet  # noqa: E402
 from banditrec.replay import LoggedBandit, OPEData, cross_fit, evaluate  # noqa: E402
 from banditrec.replay.reward_model import hashed_design  # noqa: E402
 

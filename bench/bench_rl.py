@@ -42,8 +42,8 @@ ENV = "banditrec/EngagementJourney-v0"
 
 def journey_bodies(n: int) -> list[dict[str, Any]]:
     """Request bodies of real journey steps: the state, the episode, the env's context."""
+    from banditrec.decision.journey import journey_request
     from banditrec.envs.journey import OBS_FIELDS, EngagementJourneyEnv
-    from banditrec.rl.layout import journey_request
 
     env = EngagementJourneyEnv()
     rng = np.random.default_rng(0)
@@ -78,10 +78,10 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     import ray
     from ray import serve
 
-    from banditrec.engine import DecisionEngine
+    from banditrec.decision.engine import DecisionEngine
+    from banditrec.decision.schema import DecisionRequest
     from banditrec.eventlog import EmbeddedRedis
     from banditrec.rl.pretrained import JOURNEY_PPO
-    from banditrec.schema import DecisionRequest
     from banditrec.serving.auth import create_key
     from banditrec.serving.deployment import deploy
     from banditrec.serving.runner import wait_ready

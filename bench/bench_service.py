@@ -34,9 +34,9 @@ import orjson
 
 from _redis import bench_redis
 from banditrec.config import AppConfig
+from banditrec.decision.schema import DecisionRequest
 from banditrec.eventlog import EventLog, connect
 from banditrec.reporting import Reporter
-from banditrec.schema import DecisionRequest
 from banditrec.serving.service import DecisionService
 from banditrec.serving.settings import ServiceSettings
 from bench_serve import decision_body

@@ -29,7 +29,7 @@ import vowpal_wabbit_next as vw
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import per_call, us
 from banditrec import DecisionEngine, DecisionRequest
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
 from banditrec.replay.slates import SlateLog, estimate_slates
 from banditrec.slates import SlateRequest
 

@@ -23,7 +23,7 @@ def run_online(
     engine: DecisionEngine, steps: int, *, contextual: bool = True, seed: int = 0
 ) -> np.ndarray:
     """Decide → Bernoulli reward → learn from the logged record; returns the rewards."""
-    from banditrec.dsjson import set_reward
+    from banditrec.decision.record import set_reward
 
     rng = np.random.default_rng(seed)
     rewards = np.zeros(steps)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
 from banditrec.cli import app as cli
 from banditrec.config import AppConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
 from banditrec.eventlog import EventLog
 from banditrec.replay import LoggedBandit, simulate_log
 from banditrec.replay.discovery import SearchSpace, discover, interaction_sets

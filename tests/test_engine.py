@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 from banditrec import AppConfig, DecisionEngine, DecisionRequest, LoggedEvent, UnknownSlotError
-from banditrec.dsjson import set_reward, to_interaction
-from banditrec.schema import ExplorationOverride
+from banditrec.decision.record import set_reward, to_interaction
+from banditrec.decision.schema import ExplorationOverride
 
 from .synthetic import request, run_online
 

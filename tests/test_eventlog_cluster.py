@@ -13,11 +13,11 @@ import redis
 from redis.cluster import RedisCluster
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EmbeddedRedis, EventLog, RewardOutcome, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.learner import Learner, ModelWatcher
-from banditrec.schema import Reward
 from tests.plugins.redis_server import make_requests
 
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import DecisionRequest
 from banditrec.eventlog import EventLog, connect
-from banditrec.schema import DecisionRequest
 from tests.plugins.redis_server import make_requests
 
 

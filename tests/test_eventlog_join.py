@@ -9,9 +9,9 @@ import time
 import redis
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import AppKeys, EventLog, connect
-from banditrec.schema import Reward
 from tests.plugins.redis_server import make_requests
 
 

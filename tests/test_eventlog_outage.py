@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import (
     AppKeys,
     EmbeddedRedis,
@@ -24,7 +25,6 @@ from banditrec.eventlog import (
     EventLogUnavailable,
     connect,
 )
-from banditrec.schema import Reward
 from tests import polling
 from tests.plugins.redis_server import make_requests
 
@@ -99,7 +99,7 @@ _CRASHING_PRODUCER = textwrap.dedent(
     """
     import os, sys
     from banditrec.config import AppConfig
-    from banditrec.engine import DecisionEngine
+    from banditrec.decision.engine import DecisionEngine
     from banditrec.eventlog import EventLog, connect
     from tests.plugins.redis_server import make_requests
 

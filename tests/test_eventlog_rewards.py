@@ -8,9 +8,9 @@ import time
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import EventLog, EventLogSettings, RewardOutcome, UnknownAppError
-from banditrec.schema import DecisionRequest, Reward
 from tests.plugins.redis_server import make_requests
 
 LATER = 10_000.0  # seconds: join as if the wait were long over

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import EventLog, EventLogSettings, RewardOutcome
 from banditrec.eventlog.keys import check_app_name
 from banditrec.eventlog.records import joined_header
-from banditrec.schema import DecisionRequest, Reward
 
 LATER = 10_000.0
 
@@ -120,7 +120,7 @@ def test_action_ids_of_any_class_are_logged_and_joined_unchanged(
     )
     event_log.put_config(engine.config)
     req = DecisionRequest(event_id="ev-3", actions=[{"id": action_id}, {"id": "other"}])
-    if "\x00" in action_id:  # refused whatever the policy: VW would cut it (features.py)
+    if "\x00" in action_id:  # refused whatever the policy: VW would cut it (decision/features.py)
         with pytest.raises(ValueError, match="NUL"):
             engine.decide_logged(req)
         return

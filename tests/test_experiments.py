@@ -16,11 +16,12 @@ import pytest
 from pydantic import ValidationError
 
 from banditrec.config import AppConfig
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog
 from banditrec.experiments import ExperimentConfig, assign
 from banditrec.experiments.guard import Supervisor
 from banditrec.reporting import Reporter
-from banditrec.schema import META_KEY, Reward
 from banditrec.serving.service import DecisionService
 from banditrec.serving.settings import ServiceSettings
 from tests.plugins.ray_cluster import ServiceUnderTest
@@ -135,8 +136,8 @@ def test_a_sabotaged_arm_trips_the_guardrail_and_traffic_returns_to_default(
 def test_a_tampered_split_is_flagged_as_sample_ratio_mismatch(
     event_log: EventLog, app_name: str
 ) -> None:
-    from banditrec.engine import DecisionEngine
-    from banditrec.schema import DecisionRequest
+    from banditrec.decision.engine import DecisionEngine
+    from banditrec.decision.schema import DecisionRequest
 
     config = _config(app_name, {"kind": "uniform"}, ARMS[:2], enabled=False)
     event_log.put_config(config)
@@ -177,7 +178,7 @@ def test_patch_refuses_a_bad_experiment_over_http(banditrec_service: ServiceUnde
 def test_an_apprentice_is_promoted_once_the_learned_policy_is_shown_better(
     event_log: EventLog, app_name: str
 ) -> None:
-    from banditrec.engine import DecisionEngine
+    from banditrec.decision.engine import DecisionEngine
 
     actions = [{"id": "good"}, {"id": "best"}, {"id": "bad"}]  # "good" is the default
     pays = {"good": 3, "best": 9, "bad": 1}  # in ten

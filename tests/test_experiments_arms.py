@@ -14,7 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from banditrec.config import AppConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import AppKeys, EventLog
 from banditrec.eventlog.records import joined_record
 from banditrec.experiments.arms import ARM_MODEL_PREFIX
@@ -22,7 +24,6 @@ from banditrec.experiments.guard import Supervisor
 from banditrec.learner import Learner
 from banditrec.policies.check import config_problems
 from banditrec.reporting import Reporter
-from banditrec.schema import META_KEY, Reward
 from banditrec.serving.service import DecisionService
 from banditrec.serving.settings import ServiceSettings
 

@@ -24,9 +24,9 @@ import pytest
 import banditrec.envs  # noqa: F401  (registers the simulators)
 from banditrec import AppConfig, DecisionEngine
 from banditrec.client import Client, ServiceError
+from banditrec.decision.features import Interaction
 from banditrec.eventlog import EventLog, connect
 from banditrec.experiments import assign
-from banditrec.features import Interaction
 from tests.browser import chromium  # noqa: F401 (a fixture)
 from tests.plugins.ray_cluster import ServiceUnderTest
 from tests.polling import wait_for

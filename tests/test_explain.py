@@ -11,8 +11,8 @@ import vowpal_wabbit_next as vw
 
 import banditrec.envs  # noqa: F401  (registers the simulators)
 from banditrec import DecisionEngine, DecisionRequest
+from banditrec.decision.features import FeatureSet, Interaction
 from banditrec.explain import ExplainedDecision
-from banditrec.features import FeatureSet, Interaction
 
 from .synthetic import run_online
 
@@ -195,9 +195,9 @@ def test_simulator_explanations_name_the_relevant_features_first() -> None:
 
 
 def test_rl_explanation_values_per_action_and_gradient_terms() -> None:
+    from banditrec.decision.journey import journey_request
     from banditrec.envs.journey import OBS_FIELDS, EngagementJourneyEnv
     from banditrec.rl.evaluate import rl_engine
-    from banditrec.rl.layout import journey_request
     from banditrec.rl.pretrained import JOURNEY_PPO
 
     env = EngagementJourneyEnv()

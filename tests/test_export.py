@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from banditrec.cli import app as cli
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.dsjson import to_interaction
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import to_interaction
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog
 from banditrec.eventlog.export import export_joined, read_dsjson, read_dsjson_records
-from banditrec.schema import Reward
 from tests.plugins.redis_server import make_requests
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from banditrec import features
 from banditrec.config import LinUCBConfig
-from banditrec.features import FeatureSet
+from banditrec.decision import features
+from banditrec.decision.features import FeatureSet
 from banditrec.policies.linear import LinUCBPolicy
 
 X = float.fromhex

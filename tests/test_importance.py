@@ -10,7 +10,7 @@ import pytest
 
 import banditrec.envs  # noqa: F401  (registers the simulators)
 from banditrec import DecisionEngine
-from banditrec.features import FeatureSet
+from banditrec.decision.features import FeatureSet
 from banditrec.replay.importance import feature_importance, log_namespaces, without
 from banditrec.replay.simulated import simulate_log
 
@@ -80,7 +80,7 @@ def test_cli(content_log, tmp_path) -> None:
     from typer.testing import CliRunner
 
     from banditrec.cli import app
-    from banditrec.dsjson import build_record, set_reward
+    from banditrec.decision.record import build_record, set_reward
 
     log = tmp_path / "content.dsjson"
     with open(log, "wb") as f:

@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.features import FeatureSet
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import AppKeys, EventLog, EventLogSettings, ModelConflictError
-from banditrec.features import FeatureSet
 from banditrec.learner import AppWorker, Learner, ModelWatcher
-from banditrec.schema import DecisionRequest, Reward
 from tests import polling
 from tests.plugins.redis_server import make_requests
 

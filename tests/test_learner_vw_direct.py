@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import EventLog
 from banditrec.learner import Learner
-from banditrec.schema import DecisionRequest, Reward
 from tests.plugins.redis_server import make_requests
 
 KEEP_COUNTERS = ["--preserve_performance_counters"]

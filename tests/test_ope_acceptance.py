@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
 from banditrec.replay import (
     DM,
     DR,

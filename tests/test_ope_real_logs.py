@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
 from banditrec.replay import (
     DROS,
     LoggedBandit,

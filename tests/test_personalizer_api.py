@@ -19,9 +19,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from msrest.authentication import CognitiveServicesCredentials
 
 from banditrec.config import AppConfig, RewardConfig, SlotConfig
+from banditrec.decision.record import META_KEY
 from banditrec.eventlog import EventLog, connect
 from banditrec.personalizer import DEFAULT_LEARNING_SETTINGS, parse_learning_settings
-from banditrec.schema import META_KEY
 from tests.plugins.ray_cluster import TEST_WAIT_S, ServiceUnderTest
 from tests.polling import wait_for
 

@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 
 from banditrec.cli import app as cli
 from banditrec.config import AppConfig, RewardConfig, SlotConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import META_KEY, LoggedEvent
+from banditrec.decision.schema import DecisionRequest
 from banditrec.eventlog import EventLog, connect
 from banditrec.personalizer import DEFAULT_LEARNING_SETTINGS, namespaced, parse_learning_settings
 from banditrec.personalizer.logs import PersonalizerLogError, convert, read_personalizer_log
-from banditrec.schema import META_KEY, DecisionRequest, LoggedEvent
 from tests.personalizer_logs import FOODS, context, food_log, layout_log, write
 from tests.plugins.ray_cluster import ServiceUnderTest
 from tests.polling import wait_for

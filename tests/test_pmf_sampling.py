@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from banditrec.pmf import (
+from banditrec.decision.pmf import (
     apply_floor,
     floored,
     mix_uniform,
@@ -15,7 +15,7 @@ from banditrec.pmf import (
     ranking_order,
     sum_like_numpy,
 )
-from banditrec.sampling import draw, event_seed, uniform01
+from banditrec.decision.sampling import draw, event_seed, uniform01
 
 pmfs = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=40).map(np.asarray)
 

@@ -6,8 +6,8 @@ import vowpal_wabbit_next as vw
 
 from banditrec import AppConfig, DecisionEngine, FeatureSet, Interaction, load_policy, make_policy
 from banditrec.config import FixedConfig, UniformConfig
-from banditrec.pmf import apply_floor, normalize
-from banditrec.sampling import event_seed
+from banditrec.decision.pmf import apply_floor, normalize
+from banditrec.decision.sampling import event_seed
 
 from .synthetic import UNIFORM_VALUE, request, run_online
 
@@ -207,7 +207,7 @@ def test_vw_direct_learn_equals_the_public_parse_and_learn(monkeypatch, context)
 def test_vw_learns_a_dsjson_line_the_same_on_the_native_and_the_public_path(monkeypatch):
     import orjson
 
-    from banditrec.dsjson import set_reward
+    from banditrec.decision.record import set_reward
 
     e = engine({"kind": "vw", "explorer": VW_EXPLORERS["epsilon"]})
     lines = []

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import DecisionRequest, Reward
 from banditrec.eventlog import EmbeddedRedis, EventLog, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.eventlog.keys import AppKeys
@@ -19,7 +21,6 @@ from banditrec.privacy.pseudonymize import (
     Pseudonymizer,
     looks_like_contact,
 )
-from banditrec.schema import META_KEY, DecisionRequest, Reward
 from tests import polling
 
 ACTIONS = [{"id": "a1", "features": {"topic": {"tech": 1}}}, {"id": "a2"}]
@@ -194,7 +195,7 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
 ) -> None:
     from banditrec.privacy.erasure import erase_spool, erase_subject, subject_pseudonyms
     from banditrec.replay import read_dsjson
-    from banditrec.replay.estimators import evaluate
+    from banditrec.replay.registry import evaluate
     from banditrec.replay.target import target_pmfs
 
     server = restartable_redis

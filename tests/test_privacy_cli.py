@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 
 from banditrec.cli import app as cli
 from banditrec.config import AppConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.schema import DecisionRequest
 from banditrec.eventlog import EventLog
 from banditrec.privacy.keys import PseudonymKeys
-from banditrec.schema import DecisionRequest
 
 runner = CliRunner()
 

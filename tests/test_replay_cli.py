@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
 from banditrec.cli import app
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
 from tests.test_replay_io import service_records, write_lines
 
 runner = CliRunner()

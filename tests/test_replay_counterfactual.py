@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
 from banditrec.config import AppConfig
-from banditrec.engine import DecisionEngine
-from banditrec.features import Interaction
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.features import Interaction
 from banditrec.replay import (
     Candidate,
     Estimate,

@@ -12,8 +12,10 @@ import orjson
 import pytest
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
-from banditrec.dsjson import set_reward
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import set_reward
+from banditrec.decision.sampling import event_seed
+from banditrec.decision.schema import DecisionRequest
 from banditrec.replay import (
     LogFormatError,
     LoggedBandit,
@@ -25,8 +27,6 @@ from banditrec.replay import (
     read_dsjson,
     target_pmfs,
 )
-from banditrec.sampling import event_seed
-from banditrec.schema import DecisionRequest
 
 LOGGER = {
     "name": "channels",

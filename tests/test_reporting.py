@@ -11,11 +11,12 @@ import orjson
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.record import META_KEY
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog, connect
 from banditrec.reporting import Reporter, ReportStore
 from banditrec.reporting.report import reports
-from banditrec.schema import META_KEY, Reward
 from tests.plugins.redis_server import make_requests
 
 

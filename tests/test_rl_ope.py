@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from banditrec.decision.record import META_KEY
 from banditrec.envs.journey import OBS_FIELDS
 from banditrec.replay.readers import from_records as read_log
 from banditrec.rl.collect import journeys, write_jsonl
@@ -16,7 +17,6 @@ from banditrec.rl.ope import evaluate_sequential
 from banditrec.rl.pretrained import JOURNEY_PPO
 from banditrec.rl.targets import engine_pmfs
 from banditrec.rl.trajectories import from_log, from_records, read_trajectories
-from banditrec.schema import META_KEY
 
 ENV = "banditrec/EngagementJourney-v0"
 

@@ -11,15 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from banditrec.config import AppConfig, RLPolicyConfig
-from banditrec.engine import DecisionEngine
+from banditrec.decision.engine import DecisionEngine
+from banditrec.decision.journey import journey_request, observation, step_event_id
 from banditrec.envs.journey import ACTION_IDS, OBS_FIELDS, EngagementJourneyEnv
 from banditrec.policies import POLICY_CLASSES, load_policy, make_policy
 from banditrec.policies.rl import RLPolicy
+from banditrec.policies.rl_module import ModuleFormatError, load_module
 from banditrec.replay.target import target_pmfs
 from banditrec.rl.collect import journeys
 from banditrec.rl.evaluate import EnginePolicy, rl_engine, served_rl_pmfs, true_value
-from banditrec.rl.layout import journey_request, observation, step_event_id
-from banditrec.rl.module_io import ModuleFormatError, load_module
 from banditrec.rl.pretrained import JOURNEY_PPO
 from banditrec.rl.targets import engine_pmfs
 from banditrec.rl.trajectories import from_records
@@ -46,7 +46,7 @@ def states() -> tuple[list[np.ndarray], list[dict]]:
 
 def test_importing_banditrec_loads_neither_torch_nor_rllib() -> None:
     code = (
-        "import sys, banditrec, banditrec.policies, banditrec.engine, banditrec.rl.ope, "
+        "import sys, banditrec, banditrec.policies, banditrec.decision.engine, banditrec.rl.ope, "
         "banditrec.rl.trajectories, banditrec.cli\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('ray.rllib')]\n"
         "assert not bad, bad"

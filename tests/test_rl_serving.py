@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from banditrec.config import AppConfig, RewardConfig, RLPolicyConfig
+from banditrec.decision.journey import journey_request
 from banditrec.envs.journey import ACTION_IDS, OBS_FIELDS, EngagementJourneyEnv
 from banditrec.eventlog import EventLog, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.rl.evaluate import rl_engine
-from banditrec.rl.layout import journey_request
 from banditrec.rl.ope import evaluate_sequential
 from banditrec.rl.pretrained import JOURNEY_PPO
 from banditrec.rl.targets import engine_pmfs

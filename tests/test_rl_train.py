@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from banditrec.cli import app
+from banditrec.policies.rl_module import read_module
 from banditrec.rl.evaluate import rl_engine
-from banditrec.rl.module_io import read_module
 from banditrec.rl.train import TrainSettings, train
 
 TINY = ["--train-batch-size", "400", "--hidden", "16,16", "--eval-episodes", "100"]

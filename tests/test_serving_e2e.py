@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from banditrec.decision.record import META_KEY
 from banditrec.eventlog import EventLog, connect
-from banditrec.schema import META_KEY
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 
 # What each app's product would reward: a click, a conversion, an open.

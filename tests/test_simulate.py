@@ -12,8 +12,8 @@ import pytest
 import vowpal_wabbit_next as vw
 
 from banditrec import DecisionEngine, DecisionRequest
+from banditrec.decision.record import META_KEY, LoggedEvent
 from banditrec.envs import suggested_policy
-from banditrec.schema import META_KEY, LoggedEvent
 from banditrec.simulate import (
     PolicySpecError,
     compare,

@@ -9,7 +9,7 @@ import pytest
 import vowpal_wabbit_next as vw
 
 from banditrec import DecisionEngine, LoggedEvent
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
 from banditrec.policies.vw_ccb import VWCCBPolicy
 from banditrec.slates import SlateRequest, ccb_lines
 from banditrec.slates.choose import SlateRuleError, shaped, subset

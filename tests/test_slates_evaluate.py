@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from banditrec import DecisionEngine
 from banditrec.cli import app
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
 from banditrec.slates import SlateRequest
 
 runner = CliRunner()

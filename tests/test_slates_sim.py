@@ -7,7 +7,7 @@ import numpy as np
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
 from banditrec import DecisionEngine, DecisionRequest
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
 from banditrec.slates import SlateRequest
 
 K = 5

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from banditrec import DecisionEngine, DecisionRequest
-from banditrec.dsjson import set_reward
-from banditrec.features import ESCAPE, vw_namespaces
-from banditrec.features import vw_line_problem as vw_safe_line
+from banditrec.decision.features import ESCAPE, vw_namespaces
+from banditrec.decision.features import vw_line_problem as vw_safe_line
+from banditrec.decision.record import set_reward
 
 # Reads "<P|L> <json>" lines: P predicts and learns the VW JSON (last action labelled), L
 # learns a labelled DSJson line. Each input runs in a forked child that exits the normal way:

@@ -10,12 +10,12 @@ import pytest
 
 from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
-from banditrec.dsjson import set_reward
+from banditrec.decision.record import set_reward
+from banditrec.decision.schema import Reward
 from banditrec.eventlog import EventLog
 from banditrec.learner import Learner
 from banditrec.policies import VWPolicy
 from banditrec.policies.interactions import CHECK_EVERY, InteractionCheck
-from banditrec.schema import Reward
 from banditrec.simulate.harness import simulate
 from tests.plugins.redis_server import make_requests
 

@@ -1,10 +1,11 @@
 """banditrec: a self-hosted decision service for personalization."""
 
 from .config import AppConfig, Limits, RewardConfig, SlotConfig, VWPolicyConfig
-from .engine import DecisionEngine, UnknownSlotError
-from .features import FeatureSet, Interaction
+from .decision.engine import DecisionEngine, UnknownSlotError
+from .decision.features import FeatureSet, Interaction
+from .decision.record import LoggedEvent
+from .decision.schema import Action, Decision, DecisionRequest, Reward
 from .policies import Policy, load_policy, make_policy
-from .schema import Action, Decision, DecisionRequest, LoggedEvent, Reward
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .schema import Decision, RankedAction, SlotDecision, new_event_id
+from .decision.schema import Decision, RankedAction, SlotDecision, new_event_id
 from .slates.schema import SlateDecision, slate_from_json, slate_request_body
 
 ENV_KEY = "BANDITREC_API_KEY"
@@ -133,7 +133,7 @@ def _reward_body(rewards: Iterable[Any]) -> dict[str, Any]:
             out.append(dict(r))
         elif isinstance(r, tuple):
             out.append({"event_id": r[0], "value": r[1], **({"slot": r[2]} if len(r) > 2 else {})})
-        else:  # a banditrec.schema.Reward
+        else:  # a banditrec.decision.schema.Reward
             out.append(r.model_dump(exclude_none=True))
     return {"rewards": out}
 

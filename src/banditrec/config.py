@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .costs import UNIT, CostScale
+from .decision.costs import UNIT, CostScale
 from .experiments.config import ArmConfig, ExperimentConfig, PromotionConfig
 from .slate_config import SlateConfig
 
@@ -158,7 +158,7 @@ class VWPolicyConfig(_Strict):
     reward_range: tuple[float, float] = Field(
         (0.0, 1.0),
         description="Smallest and largest reward: VW learns cost = (high − reward) / (high − low), "
-        "so the best reward is cost 0, the value untried actions start from (see costs.py).",
+        "so the best reward is cost 0, the value untried actions start from (see decision/costs.py).",
     )
     action_id_feature: bool = Field(
         True,
@@ -172,7 +172,7 @@ class VWPolicyConfig(_Strict):
     @classmethod
     def _interactions_are_letters(cls, v: list[str] | None) -> list[str] | None:
         for term in v or ():
-            # ASCII only: VW indexes a namespace by its first byte (see features.py)
+            # ASCII only: VW indexes a namespace by its first byte (see decision/features.py)
             if not (2 <= len(term) <= 4) or not all(
                 c.isascii() and (c.isalnum() or c in ":~") for c in term
             ):
@@ -196,7 +196,7 @@ class VWPolicyConfig(_Strict):
             if not arg.isascii() or "\x00" in arg:
                 raise ValueError(
                     f"VW argument {arg!r} must be ASCII without NUL: VW reads namespaces "
-                    "by their first byte (see features.py)"
+                    "by their first byte (see decision/features.py)"
                 )
             if _forbidden_vw_arg(arg):
                 raise ValueError(

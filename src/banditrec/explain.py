@@ -38,18 +38,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .features import FeatureSet
+from .decision.features import FeatureSet
+from .decision.schema import Decision
 from .policies.interactions import FULL_NAME_FLAG
-from .schema import Decision
 
 if TYPE_CHECKING:
-    from .engine import SlotChoice
+    from .decision.engine import SlotChoice
 
 TOP_K = 10
 FORMAT_VERSION = 1
 _FNV_PRIME = 16777619  # VW's interaction hash: (prime × first) ^ second
 _VW_CONSTANT = 11650396  # VW's hash of its constant feature
-_CROSS_PRIME = 0x6A09E667  # features.py's context × action cross
+_CROSS_PRIME = 0x6A09E667  # decision/features.py's context × action cross
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ def _vw_terms(policy: Any, x: FeatureSet) -> tuple[list[Terms], list[float]]:
     terms_spec = [args[i + 1] for i, a in enumerate(args) if a in ("--interactions", "-q")]
     full_specs = [args[i + 1].split("|") for i, a in enumerate(args) if a == FULL_NAME_FLAG]
     noconstant = "--noconstant" in args
-    # VW predicts costs; reward = high − (high − low)·cost on the policy's range (costs.py)
+    # VW predicts costs; reward = high − (high − low)·cost on the policy's range (decision/costs.py)
     scale = policy.cost_scale
     k = -(scale.high - scale.low)
 

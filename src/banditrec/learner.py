@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .config import AppConfig
-from .engine import SINGLE, DecisionEngine, UnknownSlotError
+from .decision.engine import DecisionEngine, UnknownSlotError
+from .decision.features import vw_line_problem
+from .decision.record import slot_key
 from .eventlog import (
     EventLog,
     EventLogUnavailable,
@@ -35,7 +37,6 @@ from .eventlog import (
 )
 from .eventlog.errors import UNAVAILABLE
 from .eventlog.records import joined_header, joined_record
-from .features import vw_line_problem
 from .policies import Policy, VWPolicy, load_policy, make_policy
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class _VWDirect:
         if engine.config.mode == "logging" or engine.arm_policies:  # arms learn in engine.learn
             return {}
         return {
-            (slot or SINGLE).encode(): policy
+            slot_key(slot).encode(): policy
             for slot, policy in engine.policies.items()
             if isinstance(policy, VWPolicy)
         }
@@ -318,7 +319,7 @@ def _policies(app: str, config: AppConfig, record: ModelRecord) -> dict[str | No
     longer fits its config (another policy kind), starts fresh."""
     policies: dict[str | None, Policy] = {}
     for slot, policy_config in config.slot_policies().items():
-        data = record.models.get(slot or SINGLE)
+        data = record.models.get(slot_key(slot))
         try:
             policies[slot] = (
                 make_policy(policy_config) if data is None else load_policy(policy_config, data)
@@ -401,7 +402,7 @@ class ModelWatcher:
             return False
         # A slot the published model lacks (just added to the config) keeps what it serves.
         models = dict(record.models)
-        expected = {slot or SINGLE for slot in self.engine.config.slot_policies()}
+        expected = {slot_key(slot) for slot in self.engine.config.slot_policies()}
         if expected - models.keys():
             models = {**self.engine.model_bytes(), **models}
         try:

@@ -71,7 +71,7 @@ def make_requests(n: int, *, seed: int = 0, n_actions: int = 4, slots: list[str]
     """`n` decision requests with a small context; multi-slot when `slots` is given."""
     import numpy as np
 
-    from banditrec.schema import DecisionRequest
+    from banditrec.decision.schema import DecisionRequest
 
     rng = np.random.default_rng(seed)
     out = []

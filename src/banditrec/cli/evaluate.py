@@ -22,13 +22,18 @@ from ..config import VWPolicyConfig
 from ..replay.counterfactual import Candidate, counterfactual, make_candidate
 from ..replay.dataset import LoggedBandit
 from ..replay.discovery import discover
-from ..replay.estimators import ESTIMATORS
 from ..replay.importers import from_obp, from_table
 from ..replay.intervals import INTERVALS
 from ..replay.readers import LogFormatError, read_dsjson
+from ..replay.registry import ESTIMATORS
 from ..replay.slate_replay import is_slate_log
 from .app import app
 from .evaluate_slates import evaluate_slate_log
+
+# The options every report command takes (evaluate, importance).
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")]
+Limit = Annotated[int | None, typer.Option(min=1, help="Read at most this many decisions.")]
+Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
 
 _NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$", re.DOTALL)
 
@@ -186,14 +191,10 @@ def evaluate_command(
     plot: Annotated[
         Path | None, typer.Option(help="PNG to write (default: <log name>.evaluation.png here).")
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON.")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Read at most this many decisions.")
-    ] = None,
+    json_out: JsonOut = None,
+    limit: Limit = None,
     seed: Annotated[int, typer.Option(help="Seed of cross-fitting folds and bootstrap.")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Estimate, with intervals, what each --policy would have earned on the logged traffic.
 

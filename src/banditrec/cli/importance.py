@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
-from ..replay.estimators import ESTIMATORS
 from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, read_dsjson
+from ..replay.registry import ESTIMATORS
 from .app import app
-from .evaluate import parse_policy, show_report
+from .evaluate import JsonOut, Limit, Progress, parse_policy, show_report
 
 
 @app.command("importance")
@@ -42,14 +42,10 @@ def importance_command(
     plot: Annotated[
         Path | None, typer.Option(help="PNG to write (default: <log name>.importance.png here).")
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON.")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="Read at most this many decisions.")
-    ] = None,
+    json_out: JsonOut = None,
+    limit: Limit = None,
     seed: Annotated[int, typer.Option(help="Seed of the reward model's cross-fitting.")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Rank the log's namespaces by the policy value lost when each is withheld."""
     if estimator not in ESTIMATORS:

@@ -204,9 +204,9 @@ def ope_rl_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Sequential off-policy evaluation (PDIS, WPDIS, DR, WDR, FQE) of an RL module on a log."""
+    from ..policies.rl_module import ModuleFormatError
     from ..replay.readers import LogFormatError
     from ..rl.evaluate import rl_engine
-    from ..rl.module_io import ModuleFormatError
     from ..rl.ope import evaluate_sequential
     from ..rl.targets import engine_pmfs
     from ..rl.trajectories import read_trajectories

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, TypeVar
 import gymnasium as gym
 import numpy as np
 
-from ..features import FeatureSet
-from ..schema import DecisionRequest
+from ..decision.features import FeatureSet
+from ..decision.schema import DecisionRequest
 
 Context = dict[str, dict[str, Any]]
 ActionSpec = dict[str, Any]  # {"id": str, "features": {namespace: {feature: value}}}

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..schema import LoggedEvent
+from ..decision.record import LoggedEvent
 from .log import EventLog
 from .records import stream_id_at
 

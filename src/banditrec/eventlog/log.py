@@ -31,8 +31,9 @@ import orjson
 from redis.exceptions import ResponseError
 
 from ..config import AppConfig
-from ..costs import CostScale
-from ..schema import EVENT_ID_PATTERN, META_KEY, Reward
+from ..decision.costs import CostScale
+from ..decision.record import META_KEY, slot_key
+from ..decision.schema import EVENT_ID_PATTERN, Reward
 from .changes import ChangeFeed, announce
 from .config_store import ConfigStore
 from .errors import UNAVAILABLE, EventLogUnavailable, UnknownAppError
@@ -106,7 +107,7 @@ def _log_call(app: str, events: list[list[dict[str, Any]]], now: str, *, replay:
             len(event),
         )
         for rec in event:
-            args += (rec[META_KEY].get("slot") or "", dumps(rec))
+            args += (slot_key(rec[META_KEY].get("slot")), dumps(rec))
     return "log_decisions", keys, args
 
 
@@ -369,7 +370,13 @@ class EventLog:
         for e in entries:
             eid, slot = e["event_id"], e["slot"]
             keys += [k.event(eid), k.early(eid)]
-            args += [eid, slot or "", "1" if slot is None else "0", repr(e["value"]), e["token"]]
+            args += [
+                eid,
+                slot_key(slot),
+                "1" if slot is None else "0",
+                repr(e["value"]),
+                e["token"],
+            ]
         return "add_rewards", keys, args
 
     def _keep_unknown_app(self, entries: list[dict[str, Any]], now: str) -> None:
@@ -379,7 +386,7 @@ class EventLog:
             fields = {
                 "app": e["app"],
                 "e": e["event_id"],
-                "s": e["slot"] or "",
+                "s": slot_key(e["slot"]),
                 "v": repr(e["value"]),
                 "t": now,
             }

@@ -7,16 +7,15 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..costs import UNIT, CostScale
-from ..dsjson import set_reward
-from ..schema import META_KEY
+from ..decision.costs import UNIT, CostScale
+from ..decision.record import META_KEY, set_reward
 
 
 class JoinedHeader(NamedTuple):
     """The `h` field of a joined stream entry: "event_id|slot|reward|n_rewards|activated|joined_at"."""
 
     event_id: bytes
-    slot: bytes  # b"" for a single-slot app
+    slot: bytes  # `slot_key(slot)` encoded: SINGLE_SLOT for a single-slot app
     reward: float
     n_rewards: int
     activated: bool

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from ..config import AppConfig
+from ..decision.features import FeatureSet
+from ..decision.record import META_KEY
+from ..decision.sampling import event_seed
 from ..eventlog import AppKeys, EventLog
 from ..eventlog.records import joined_record
-from ..features import FeatureSet
-from ..replay.estimators import SNIPS, OnPolicy, OPEData, evaluate
-from ..sampling import event_seed
-from ..schema import META_KEY
+from ..replay.estimators import SNIPS, OnPolicy, OPEData
+from ..replay.registry import evaluate
 from .assign import Assignment
 
 
@@ -60,7 +61,7 @@ def arm_estimates(log: EventLog, app: str, config: AppConfig, window: int) -> di
     """Per arm: `online` (the mean reward of its own decisions) and `off_policy` (SNIPS on
     every arm's decisions, see the module doc), on the latest `window` joined decisions.
     None when there is no experiment (or a multi-slot app)."""
-    from ..engine import DecisionEngine  # the engine imports this package's assignment
+    from ..decision.engine import DecisionEngine  # the engine imports this package's assignment
 
     if config.experiment is None or config.slots is not None:
         return None

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from ..config import AppConfig
+from ..decision.features import FeatureSet
+from ..decision.record import META_KEY
+from ..decision.sampling import event_seed
 from ..eventlog import AppKeys, EventLog
 from ..eventlog.records import joined_record
-from ..features import FeatureSet
 from ..reporting.buckets import estimate
-from ..sampling import event_seed
-from ..schema import META_KEY
 
 
 def counterfactual(
@@ -34,7 +34,7 @@ def counterfactual(
 ) -> dict[str, Any] | None:
     """IPS estimates of the latest model and of the default action on recent joined decisions
     (single-slot apps; None when there is no model yet)."""
-    from ..engine import DecisionEngine  # the engine imports this package's assignment
+    from ..decision.engine import DecisionEngine  # the engine imports this package's assignment
 
     latest = log.latest_model(app)
     if latest is None or config.slots is not None:

@@ -32,11 +32,11 @@ from typing import Any
 
 import orjson
 
-from ..dsjson import build_record, set_reward
+from ..decision.features import FeatureSet
+from ..decision.record import build_record, set_reward, slot_key
+from ..decision.schema import EVENT_ID_PATTERN
 from ..eventlog import EventLog
 from ..eventlog.keys import AppKeys
-from ..features import FeatureSet
-from ..schema import EVENT_ID_PATTERN
 from .features import namespaced, slot_name
 
 POLICY = "personalizer"
@@ -246,7 +246,7 @@ def load_joined(
         head = "|".join(
             [
                 meta["event_id"],
-                meta.get("slot") or "",
+                slot_key(meta.get("slot")),
                 repr(float(meta["reward"])),
                 str(meta.get("n_rewards", 1)),
                 "1" if meta.get("activated", True) else "0",

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 
 
 class Policy(ABC):

@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 
 from ..config import FixedConfig, UniformConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy
 
 

@@ -68,7 +68,7 @@ def config_problems(config: AppConfig, current: AppConfig | None = None) -> list
 
     VW policies are tried in a child first (those whose VW arguments differ from the
     `current` config's, which is serving); then the whole engine is built here."""
-    from ..engine import DecisionEngine
+    from ..decision.engine import DecisionEngine
     from ..experiments.arms import arm_configs
 
     serving = current.slot_policies() if current is not None else {}

@@ -12,7 +12,7 @@ from typing import Self
 import numpy as np
 
 from ..config import LinTSConfig, LinUCBConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy, argmax_set, load_arrays, save_arrays
 
 _TIE_ATOL = 1e-12  # scores this close to the best are a tie

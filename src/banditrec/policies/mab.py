@@ -11,7 +11,7 @@ from typing import Self
 import numpy as np
 
 from ..config import EpsilonGreedyMABConfig, ThompsonConfig, UCB1Config
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy, argmax_set, load_arrays, save_arrays
 
 

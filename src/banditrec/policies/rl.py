@@ -1,7 +1,7 @@
 """A reinforcement-learning policy behind the one `Policy` interface: a trained RLlib module.
 
 The request's context carries the journey state under the state namespace (see
-`banditrec.rl.layout`); the pmf is the module's action distribution over the offered
+`banditrec.decision.journey`); the pmf is the module's action distribution over the offered
 actions (softmax of a PPO module's logits at the configured temperature, or a DQN module's
 greedy action), renormalized over the actions offered. The app's `min_probability` floor is
 the exploration floor, applied by the engine as for every policy.
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Self
 import numpy as np
 
 from ..config import RLPolicyConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy
 
 if TYPE_CHECKING:
-    from ..rl.module_io import LoadedModule
+    from .rl_module import LoadedModule
 
 
 class RLPolicy(Policy):
@@ -32,7 +32,7 @@ class RLPolicy(Policy):
     def __init__(self, config: RLPolicyConfig, module: LoadedModule | None = None) -> None:
         super().__init__(config)
         if module is None and config.module_path:
-            from ..rl.module_io import read_module
+            from .rl_module import read_module
 
             module = read_module(config.module_path)
         self.module = module
@@ -70,7 +70,7 @@ class RLPolicy(Policy):
             ) from None
 
     def observation(self, x: FeatureSet) -> np.ndarray:
-        from ..rl.layout import observation
+        from ..decision.journey import observation
 
         return observation(x.context, self.feature_names, self.config.state_namespace)
 
@@ -90,7 +90,7 @@ class RLPolicy(Policy):
     def from_bytes(cls, config: RLPolicyConfig, data: bytes) -> Self:
         if not data:
             return cls(config)
-        from ..rl.module_io import load_module
+        from .rl_module import load_module
 
         return cls(config, load_module(data))
 

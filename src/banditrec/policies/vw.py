@@ -10,7 +10,7 @@ import orjson
 import vowpal_wabbit_next as vw
 
 from ..config import VWPolicyConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from .base import Policy
 from .interactions import InteractionCheck
 

@@ -21,7 +21,7 @@ import orjson
 import vowpal_wabbit_next as vw
 
 from ..config import VWCCBPolicyConfig
-from ..features import FeatureSet, Interaction
+from ..decision.features import FeatureSet, Interaction
 from ..slates.dsjson import ccb_example
 from .base import Policy
 
@@ -55,7 +55,7 @@ class VWCCBPolicy(Policy):
         """One position: a CCB example with one slot over the candidates it was drawn from."""
         # VW's JSON of the features (namespaces VW cannot take already escaped), one slot
         shared = orjson.loads(it.features.vw_json())
-        cost = self.cost_scale.cost(it.reward)  # on the policy's reward range (costs.py)
+        cost = self.cost_scale.cost(it.reward)  # on the policy's reward range (decision/costs.py)
         line = {
             "c": {**shared, "_slots": [{"_id": it.slot or "1"}]},
             "_outcomes": [{"_label_cost": cost, "_a": [it.chosen], "_p": [it.probability]}],

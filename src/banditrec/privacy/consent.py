@@ -8,7 +8,7 @@ reward sent for its event id finds no decision (outcome `unknown`) and is not le
 
 from __future__ import annotations
 
-from ..schema import Decision, DecisionRequest, RankedAction, SlotDecision
+from ..decision.schema import Decision, DecisionRequest, RankedAction, SlotDecision
 
 OPT_OUT_MODE = "opt_out"
 

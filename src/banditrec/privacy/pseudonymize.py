@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..schema import DecisionRequest
+from ..decision.schema import DecisionRequest
 
 PSEUDONYM_PATTERN = re.compile(r"^ps\d+\.[0-9a-f]{32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -9,6 +9,8 @@
 - quality.py: the data-quality report that comes with every estimate (ESS, largest weight,
   support gaps, warnings).
 - multislot.py: pseudo-inverse and slate IPS for multi-slot apps.
+- registry.py: every estimator by name (`ESTIMATORS`, one explicit list) and `evaluate`,
+  several estimators at once.
 - target.py: a policy's served pmf on every logged row, via `DecisionEngine.pmf`.
 - rejection.py: replay (Li et al. 2011) for a policy that learns as it goes.
 - counterfactual.py: re-run candidate configurations over a log and recommend one;
@@ -18,11 +20,9 @@
 from .counterfactual import Candidate, CounterfactualReport, counterfactual, make_candidate
 from .dataset import LoggedBandit
 from .estimators import (
-    DEFAULT_METHODS,
     DM,
     DR,
     DROS,
-    ESTIMATORS,
     IPS,
     SNDR,
     SNIPS,
@@ -35,7 +35,6 @@ from .estimators import (
     dm,
     dr,
     dr_os,
-    evaluate,
     ips,
     slope,
     sndr,
@@ -48,6 +47,7 @@ from .multislot import PseudoInverse, SlateIPS
 from .obp import obp_action_dist
 from .quality import QualityReport, quality_report, weight_quality
 from .readers import LogFormatError, from_records, read_dsjson
+from .registry import DEFAULT_METHODS, ESTIMATORS, evaluate
 from .rejection import ReplayResult, replay
 from .reward_model import Calibration, RewardModelFit, cross_fit
 from .simulated import simulate_log

@@ -24,11 +24,12 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from ..config import AppConfig, PolicyConfig, SlotConfig
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from .dataset import LoggedBandit
-from .estimators import OnPolicy, evaluate, make_estimators, weight_diagnostics
+from .estimators import OnPolicy, weight_diagnostics
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
 from .quality import QualityReport, quality_report
+from .registry import evaluate, make_estimators
 from .reward_model import RewardModelFit, RewardModelKind, cross_fit
 from .summary import Estimate
 from .target import target_pmfs

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..features import FeatureSet
-from ..sampling import event_seed
+from ..decision.features import FeatureSet
+from ..decision.sampling import event_seed
 from .estimators import OPEData
 
 FeatureSource = Callable[[int], FeatureSet]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import AppConfig
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from .counterfactual import (
     LOGGED,
     Candidate,
@@ -36,8 +36,8 @@ from .counterfactual import (
     recommend,
 )
 from .dataset import LoggedBandit
-from .estimators import make_estimators
 from .intervals import IntervalKind
+from .registry import make_estimators
 from .reward_model import RewardModelKind, cross_fit
 
 DEFAULT_EXPLORERS: dict[str, dict[str, Any]] = {

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
-from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
 from .summary import Estimate, Terms, summarize
 
 _PMF_TOLERANCE = 1e-6
@@ -148,7 +147,7 @@ class Estimator(ABC):
         return self.name
 
     def estimate(self, d: OPEData, **kwargs) -> Estimate:
-        return evaluate(d, [self], **kwargs)[self.label]
+        return summarize({self.label: self.terms(d)}, **kwargs)[self.label]
 
 
 class OnPolicy(Estimator):
@@ -344,42 +343,6 @@ class DROS(_Tuned):
         w = d.weight
         shrunk = w if math.isinf(value) else value * w / (w * w + value)
         return d.dm + shrunk * d.residual
-
-
-ESTIMATORS: dict[str, type[Estimator]] = {
-    cls.name: cls for cls in (OnPolicy, IPS, ClippedIPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS)
-}
-DEFAULT_METHODS = ("ips", "snips", "dm", "dr")
-
-
-def make_estimators(methods: Iterable[str | Estimator]) -> list[Estimator]:
-    out = []
-    for m in methods:
-        if isinstance(m, Estimator):
-            out.append(m)
-        elif m in ESTIMATORS:
-            out.append(ESTIMATORS[m]())
-        else:
-            raise ValueError(f"unknown estimator {m!r}; choose from {sorted(ESTIMATORS)}")
-    return out
-
-
-def evaluate(
-    data: OPEData,
-    estimators: Sequence[str | Estimator] = DEFAULT_METHODS,
-    *,
-    interval: IntervalKind = "normal",
-    alpha: float = 0.05,
-    n_boot: int = DEFAULT_BOOTSTRAP_SAMPLES,
-    rng: np.random.Generator | int | None = None,
-    value_ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> dict[str, Estimate]:
-    """Estimates of one target policy by several estimators at once (one bootstrap pass)."""
-    chosen = make_estimators(estimators)
-    terms = {e.label: e.terms(data) for e in chosen}
-    return summarize(
-        terms, interval=interval, alpha=alpha, n_boot=n_boot, rng=rng, value_ranges=value_ranges
-    )
 
 
 def _single(estimator: Estimator):

@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from ..config import AppConfig
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
 from ..explain import _terms
-from ..features import FeatureSet
 from .dataset import LoggedBandit
-from .estimators import make_estimators
 from .intervals import z_value
+from .registry import make_estimators
 from .reward_model import cross_fit
 from .summary import _decision_columns, _influence
 from .target import target_pmfs

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import FeatureSet
+from ..decision.features import FeatureSet
 from .dataset import LoggedBandit
 
 _TABLE_FIELDS = ("action", "probability", "reward", "position", "event_id", "timestamp")

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .estimators import ESTIMATORS, Estimator, OPEData
+from .estimators import Estimator, OPEData
 from .summary import Terms
 
 
@@ -51,6 +51,3 @@ class SlateIPS(Estimator):
             np.add.at(log_w, group, np.log(d.weight))
         total_reward = np.bincount(group, d.reward, minlength=n_decisions)
         return Terms(np.exp(log_w) * total_reward)
-
-
-ESTIMATORS.update({PseudoInverse.name: PseudoInverse, SlateIPS.name: SlateIPS})

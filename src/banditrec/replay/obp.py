@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..features import FeatureSet
+from ..decision.features import FeatureSet
 
 if TYPE_CHECKING:
     from .dataset import LoggedBandit

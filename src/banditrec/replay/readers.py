@@ -1,13 +1,12 @@
 """Reading logs into a `LoggedBandit`: DSJson files (ours and Vowpal Wabbit's) and records.
 
 Our records (exports of the live service, simulator runs) carry banditrec's fields under
-"_banditrec" and are validated as `schema.LoggedEvent`; Vowpal Wabbit's plain DSJson has
-no action ids, so actions are named by their position ("0", "1", …), and its reward is
-−cost (`costs.logged_reward`). Records not joined
-yet (no `_label_cost`) and deferred events never activated (`_skipLearn`) are left out and
-counted in `LoggedBandit.skipped`. Rows keep the file's order, the order the live learner
-learned them in.
-"""
+"_banditrec" and are read as `record.LoggedEvent`; Vowpal Wabbit's plain DSJson, read as
+`record.DSJsonRecord`, has no action ids, so actions are named by their position ("0", "1",
+…), and its reward is −cost (`costs.logged_reward`). Records `record.unlearnable` turns
+away (not joined yet, deferred and never activated) are left out and counted in
+`LoggedBandit.skipped`. Rows keep the file's order, the order the live learner learned
+them in."""
 
 from __future__ import annotations
 
@@ -21,46 +20,17 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from ..costs import logged_reward
-from ..features import FeatureSet
-from ..schema import META_KEY, LoggedEvent
+from ..decision.costs import logged_reward
+from ..decision.features import FeatureSet
+from ..decision.record import META_KEY, DSJsonRecord, LoggedEvent, unlearnable
 from .dataset import LoggedBandit
 from .progress import progress_bar
 
 
 class LogFormatError(ValueError):
     """A log record that cannot be read; the message names the record and what to fix."""
-
-
-class VWRecord(BaseModel):
-    """A plain Vowpal Wabbit DSJson `cb_explore_adf` record (no banditrec fields)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    label_cost: float | None = Field(None, alias="_label_cost")
-    label_probability: float = Field(alias="_label_probability", gt=0.0, le=1.0)
-    label_action: int = Field(alias="_label_Action", ge=1)
-    a: list[int]
-    c: dict[str, Any]
-    p: list[float]
-    event_id: str | None = Field(None, alias="EventId")
-    timestamp: str | None = Field(None, alias="Timestamp")
-    skip_learn: bool = Field(False, alias="_skipLearn")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> VWRecord:
-        n = len(self.c.get("_multi", []))
-        if n == 0:
-            raise ValueError("c._multi must list the offered actions")
-        if len(self.a) != len(self.p) or sorted(self.a) != list(range(1, n + 1)):
-            raise ValueError(f"'a' must be a permutation of 1..{n} with one 'p' per entry")
-        if self.label_action > n:
-            raise ValueError(
-                f"_label_Action {self.label_action} exceeds the {n} actions in c._multi"
-            )
-        return self
 
 
 @dataclass
@@ -94,37 +64,14 @@ def _timestamp(iso: str | None, fallback: float) -> float:
         return fallback
 
 
-def _pmf(a: list[int], p: list[float], n: int) -> list[float]:
-    out = [0.0] * n
-    for idx, prob in zip(a, p, strict=True):
-        out[idx - 1] = prob
-    return out
-
-
-def _row(record: Mapping[str, Any] | LoggedEvent, where: str, out: _Collector) -> None:
+def _row(record: Mapping[str, Any] | DSJsonRecord, where: str, out: _Collector) -> None:
     try:
-        if isinstance(record, LoggedEvent) or META_KEY in record:
-            ev = record if isinstance(record, LoggedEvent) else LoggedEvent.model_validate(record)
-            if ev.label_cost is None:
-                return out.skip("no reward joined")
-            if ev.skip_learn:
-                return out.skip("deferred, never activated")
-            meta = ev.meta
-            out.rows.append(
-                _Row(
-                    action=ev.label_index,
-                    reward=ev.reward,
-                    pscore=ev.label_probability,
-                    pmf=ev.pmf(),
-                    event_id=meta.event_id,
-                    action_ids=list(meta.action_ids),
-                    c=ev.c,
-                    slot=meta.slot,
-                    timestamp=meta.decided_at or _timestamp(ev.timestamp, 0.0),
-                )
-            )
-            return None
-        vw = VWRecord.model_validate(record)
+        if isinstance(record, DSJsonRecord):
+            rec = record
+        elif META_KEY in record:
+            rec = LoggedEvent.model_validate(record)
+        else:
+            rec = DSJsonRecord.model_validate(record)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "record"
@@ -132,24 +79,36 @@ def _row(record: Mapping[str, Any] | LoggedEvent, where: str, out: _Collector) -
             f"{where}: not a DSJson decision record ({loc}: {first['msg']}); each line must hold "
             "_label_probability, _label_Action, a, p and c with c._multi"
         ) from None
-    if vw.label_cost is None:
-        return out.skip("no reward joined")
-    if vw.skip_learn:
-        return out.skip("deferred, never activated")
-    n = len(vw.c["_multi"])
-    out.rows.append(
-        _Row(
-            action=vw.label_action - 1,
-            reward=logged_reward(vw.label_cost, None),
-            pscore=vw.label_probability,
-            pmf=_pmf(vw.a, vw.p, n),
-            event_id=vw.event_id or where,
-            action_ids=[str(k) for k in range(n)],
-            c=vw.c,
-            slot=None,
-            timestamp=_timestamp(vw.timestamp, 0.0),
+    reason = unlearnable(rec)
+    if reason is not None:
+        return out.skip(reason)
+    pmf = rec.pmf()
+    if isinstance(rec, LoggedEvent):
+        meta = rec.meta
+        row = _Row(
+            action=rec.label_index,
+            reward=logged_reward(rec.label_cost or 0.0, meta.reward),
+            pscore=rec.label_probability,
+            pmf=pmf,
+            event_id=meta.event_id,
+            action_ids=list(meta.action_ids),
+            c=rec.c,
+            slot=meta.slot,
+            timestamp=meta.decided_at or _timestamp(rec.timestamp, 0.0),
         )
-    )
+    else:  # VW's plain DSJson: actions named by position, reward −cost
+        row = _Row(
+            action=rec.label_action - 1,
+            reward=logged_reward(rec.label_cost or 0.0, None),
+            pscore=rec.label_probability,
+            pmf=pmf,
+            event_id=rec.event_id or where,
+            action_ids=[str(k) for k in range(len(pmf))],
+            c=rec.c,
+            slot=None,
+            timestamp=_timestamp(rec.timestamp, 0.0),
+        )
+    out.rows.append(row)
     return None
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import DecisionEngine
-from ..features import Interaction
+from ..decision.engine import DecisionEngine
+from ..decision.features import Interaction
 from .dataset import LoggedBandit
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind
 from .progress import progress_bar

@@ -2,8 +2,9 @@
 
 The env side is the batched API of `banditrec.envs` (`env.unwrapped.sample_batch(n, rng)`
 returning a batch with `expected_rewards` (n, K), `sample_rewards(actions, rng)` and
-`feature_set(i)`); anything offering it works. Draws are seeded per event exactly as
-serving seeds them, and the log keeps each row's ground truth (`expected_reward`).
+`feature_set(i)`); anything offering it works. Decisions are the served ones
+(`decision.recorder.Recorder`, the path every simulator takes), and the log keeps each
+row's ground truth (`expected_reward`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..engine import DecisionEngine
-from ..features import FeatureSet, Interaction
-from ..sampling import draw, event_seed
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.recorder import Recorder
 from .dataset import LoggedBandit
 from .progress import progress_bar
 
@@ -60,8 +61,8 @@ def simulate_log(
         raise ValueError(f"n must be positive, got {n}")
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     source = _batch_source(env)
+    recorder = Recorder(engine)
     prefix = id_prefix if id_prefix is not None else f"sim{int(generator.integers(2**62)):x}"
-    app_seed = engine.config.seed
     batches: list[tuple[Any, int]] = []  # (batch, first row)
     pmfs: list[np.ndarray] = []
     actions: list[int] = []
@@ -74,23 +75,15 @@ def simulate_log(
             size = min(batch_size, n - done)
             batch = source.sample_batch(size, generator)
             batches.append((batch, done))
-            xs = [batch.feature_set(j) for j in range(size)]
-            chosen = np.empty(size, dtype=np.intp)
-            for j, x in enumerate(xs):
-                event_id = f"{prefix}-{done + j}"
-                seed = event_seed(app_seed, event_id)
-                p = engine.pmf(x, seed)
-                chosen[j] = draw(p, seed)
-                pmfs.append(p)
-                event_ids.append(event_id)
+            ids = [f"{prefix}-{done + j}" for j in range(size)]
+            choices = [recorder.decide(e, batch.feature_set(j)) for j, e in enumerate(ids)]
+            chosen = np.fromiter((c.chosen for c in choices), dtype=np.intp, count=size)
+            pmfs.extend(c.pmf for c in choices)
+            event_ids.extend(ids)
             r = np.asarray(batch.sample_rewards(chosen, generator), dtype=np.float64)
             if learn:
-                for j, x in enumerate(xs):
-                    engine.learn(
-                        Interaction(
-                            x, int(chosen[j]), float(pmfs[done + j][chosen[j]]), float(r[j])
-                        )
-                    )
+                for c, reward in zip(choices, r.tolist(), strict=True):
+                    engine.learn(c.interaction(reward))
             actions.extend(int(a) for a in chosen)
             rewards.append(r)
             expected.append(np.asarray(batch.expected_rewards, dtype=np.float64))

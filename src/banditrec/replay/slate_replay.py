@@ -21,16 +21,18 @@ import numpy as np
 import orjson
 
 from ..config import AppConfig
-from ..costs import logged_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet
-from ..sampling import event_seed
-from ..schema import META_KEY
+from ..decision.costs import logged_reward
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.record import META_KEY, NEVER_ACTIVATED, NOT_JOINED, unlearnable
+from ..decision.sampling import event_seed
 from ..slates.dsjson import POSITION_KEY
 from .readers import LogFormatError, _lines
 from .slates import SlateLog, SlateReport, estimate_slates
 
 Slate = list[dict[str, Any]]
+# A slate is skipped when any of its positions is `unlearnable`: why, first reason first.
+_SLATE_SKIPS = {NOT_JOINED: "slates not joined", NEVER_ACTIVATED: "slates never activated"}
 
 
 @dataclass
@@ -73,10 +75,8 @@ def group_slates(records: Iterable[Mapping[str, Any]], limit: int | None = None)
         numbers = [r[META_KEY][POSITION_KEY] for r in positions]
         if numbers != list(range(1, len(numbers) + 1)):
             skipped["slates missing a position"] += 1
-        elif any(r.get("_label_cost") is None for r in positions):
-            skipped["slates not joined"] += 1
-        elif any(r.get("_skipLearn") for r in positions):
-            skipped["slates never activated"] += 1
+        elif reasons := {unlearnable(r) for r in positions} - {None}:
+            skipped[next(label for why, label in _SLATE_SKIPS.items() if why in reasons)] += 1
         else:
             slates.append(positions)
         if limit is not None and len(slates) >= limit:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import DecisionEngine
-from ..features import Interaction
+from ..decision.engine import DecisionEngine
+from ..decision.features import Interaction
 from .dataset import LoggedBandit
 from .progress import progress_bar
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..decision.record import META_KEY
 from ..eventlog.records import joined_header, joined_record
-from ..schema import META_KEY
 
 ALL_ARMS = "*"
 RESOLUTIONS: dict[str, int] = {"minute": 60, "hour": 3600}

@@ -1,7 +1,9 @@
 """Reinforcement learning for sequential decisions (journeys): train, serve, evaluate offline.
 
-- layout.py: how the journey state and the episode travel in a request's context;
-- module_io.py: a trained RLlib module as bytes (.npz, no pickle) — what an RL app serves;
+- the served side lives with the decision core and the policies, and this package builds
+  on it (never the other way round): `decision/journey.py`, how the journey state and the
+  episode travel in a request's context; `policies/rl_module.py`, a trained RLlib module as
+  bytes (.npz, no pickle); `policies/rl.py`, the policy an RL app serves;
 - train.py: `train(TrainSettings)` with RLlib (PPO / DQN) in a simulator (needs the `rl` extra);
 - evaluate.py: engines as journey policies, true values by Monte Carlo;
 - trajectories.py, targets.py, ope.py, fqe.py: sequential off-policy evaluation over logged

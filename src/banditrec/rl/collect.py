@@ -2,11 +2,10 @@
 
 Every step becomes a decision's context (the journey state under the state namespace, the
 episode id and step under "episode", plus the env's bandit context so any app can decide
-on it); the behaviour app decides with `DecisionEngine.choose_features` — the served pmf
-and the event-seeded draw, as `decide` makes them, without validating a request the
-simulator built itself (as the simulation harness does) — the record is `dsjson.build_record`
-and the step's reward is joined with `dsjson.set_reward`, as the join does. The records are
-the DSJson lines the service would export, so the same readers and estimators run on both.
+on it); the behaviour app decides and records through `decision.recorder.Recorder`, the
+path the simulation harness takes too: the served pmf and the event-seeded draw, the log
+record and the join, as the service makes them. The records are the DSJson lines the
+service would export, so the same readers and estimators run on both.
 """
 
 from __future__ import annotations
@@ -17,16 +16,13 @@ from typing import Any
 
 import orjson
 
-from ..dsjson import build_record, set_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.journey import journey_context, step_event_id
+from ..decision.recorder import SIM_EPOCH, Recorder
 from ..replay.progress import progress_bar
 from .envs import feature_names as names_of
 from .envs import make_env
-from .layout import journey_context, step_event_id
-
-# Decisions are stamped from a fixed clock (one second per step): a run's log is reproducible.
-SIM_EPOCH = 1_700_000_000.0
 
 
 def journeys(
@@ -40,14 +36,12 @@ def journeys(
     progress: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Joined DSJson records of `episodes` journeys decided by `engine`, step by step."""
+    recorder = Recorder(engine)
     env = make_env(env_id, env_kwargs)
     names = names_of(env)
     cfg = engine.config
-    if cfg.slots is not None:
-        raise ValueError("journeys are decided one action per step: use a single-slot app")
     namespace = getattr(cfg.policy, "state_namespace", "state")
     id_feature = getattr(cfg.policy, "action_id_feature", True)
-    scale = cfg.cost_scales()[None]
     now = SIM_EPOCH
     try:
         obs, info = env.reset(seed=seed)
@@ -67,20 +61,9 @@ def journeys(
                         action_id_feature=id_feature,
                     )
                     event_id = step_event_id(episode, step)
-                    served, (choice,) = engine.choose_features(event_id, {None: x})
-                    record = build_record(
-                        app=cfg.name,
-                        event_id=event_id,
-                        features=x,
-                        pmf=choice.pmf,
-                        order=choice.order,
-                        model_version=served.version,
-                        policy=cfg.policy.kind,
-                        mode=cfg.mode,
-                        now=now,
-                    )
+                    choice = recorder.decide(event_id, x)
                     obs, reward, terminated, truncated, info = env.step(choice.chosen)
-                    yield set_reward(record, float(reward), joined_at=now, scale=scale)
+                    yield recorder.joined(event_id, choice, float(reward), now)
                     now += 1.0
                     step += 1
                     done = terminated or truncated

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
 from .collect import journeys, write_jsonl
 from .envs import action_ids as env_action_ids
 from .envs import feature_names as env_feature_names

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import pmf as pmf_ops
 from ..config import AppConfig, RLPolicyConfig
-from ..engine import DecisionEngine
-from ..features import FeatureSet
+from ..decision import pmf as pmf_ops
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.journey import journey_context
+from ..decision.sampling import draw
 from ..policies.rl import RLPolicy
-from ..sampling import draw
 from .envs import make_env
-from .layout import journey_context
 
 
 def rl_engine(

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..engine import DecisionEngine
+from ..decision.engine import DecisionEngine
+from ..decision.journey import observation
 from ..policies.rl import RLPolicy
 from ..replay.target import target_pmfs
 from .evaluate import served_rl_pmfs
-from .layout import observation
 from .trajectories import Trajectories
 
 

@@ -4,7 +4,7 @@
 bar, evaluates the exported module's true value every `eval_every` iterations (Monte Carlo
 in the simulator, when the env supports it), saves RLlib checkpoints, and writes to `out`:
 
-    policy.npz            the final module, exported (what an RL app serves; see module_io)
+    policy.npz            the final module, exported (what an RL app serves; see policies/rl_module.py)
     best_policy.npz       the module with the best evaluated value (when evaluating)
     checkpoints/iter_N/   RLlib algorithm checkpoints (resume or inspect with RLlib), each
                           with its exported policy.npz
@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..policies.rl_module import ModuleCard, export_module, write_module
 from ..replay.progress import progress_bar
 from .envs import RewardSignal, action_ids, feature_names, make_env
-from .module_io import ModuleCard, export_module, write_module
 
 log = logging.getLogger("banditrec.rl")
 

@@ -2,7 +2,7 @@
 
 Any log of decisions works — a simulator run (collect.py) or the service's export — as long
 as each decision's context names its episode and step (`{"episode": {"id", "step"}}`, see
-layout.py). Records are read by the replay package (`from_records` / `read_dsjson`, the
+decision/journey.py). Records are read by the replay package (`from_records` / `read_dsjson`, the
 same validation as every OPE), then grouped here. Each trajectory is taken to be a whole
 journey: nothing is earned after its last logged decision.
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from ..decision.journey import STATE_NAMESPACE, episode_of, observation
+from ..decision.record import LoggedEvent
 from ..replay.dataset import LoggedBandit
 from ..replay.readers import from_records as read_records
 from ..replay.readers import read_dsjson
-from ..schema import LoggedEvent
-from .layout import STATE_NAMESPACE, episode_of, observation
 
 
 @dataclass(eq=False)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..schema import META_KEY, Decision, RankedAction, SlotDecision
+from ..decision.record import META_KEY
+from ..decision.schema import Decision, RankedAction, SlotDecision
 
 
 def _ranking(record: dict[str, Any]) -> list[RankedAction]:

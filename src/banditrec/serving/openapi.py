@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..config import AppConfig
-from ..schema import Decision, DecisionRequest, Reward
+from ..decision.schema import Decision, DecisionRequest, Reward
 from ..slates.schema import SlateDecision, SlateRequest
 from .discovery import DiscoveryRequest
 from .errors import ErrorBody

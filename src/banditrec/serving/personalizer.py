@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from ..config import AppConfig
+from ..decision.schema import Decision, SlotDecision
 from ..personalizer.features import namespaced, slot_name
 from ..personalizer.settings import (
     DEFAULT_LEARNING_SETTINGS,
@@ -33,7 +34,6 @@ from ..personalizer.settings import (
     service_configuration,
 )
 from ..policies import make_policy
-from ..schema import Decision, SlotDecision
 from .auth import Scope, credential_from_headers
 from .errors import ApiError, validation_detail
 from .service import DecisionService, parse_json

@@ -19,9 +19,9 @@ from starlette.responses import Response
 from ..eventlog.keys import AppKeys
 from ..eventlog.records import joined_record
 from ..privacy.erasure import erase_subject
-from ..replay.estimators import ESTIMATORS
 from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, from_records
+from ..replay.registry import ESTIMATORS
 from .audit import ACTIONS, actor_of, read_actions, record_action
 from .errors import ApiError
 from .openapi import _AUTH, _ERRORS, _content, _ref

@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from ..engine import DecisionEngine, UnknownSlotError
+from ..decision.engine import DecisionEngine, UnknownSlotError
+from ..decision.schema import Decision, DecisionRequest, Reward
 from ..eventlog import EventLog
 from ..eventlog.errors import (
     UNAVAILABLE,
@@ -37,7 +38,6 @@ from ..learner import ModelWatcher
 from ..privacy.keys import PseudonymKeys
 from ..privacy.retention import apply_retention
 from ..reporting.prometheus import ClusterMetrics
-from ..schema import Decision, DecisionRequest, Reward
 from ..slates.schema import SlateDecision
 from .audit import record_action
 from .auth import KeyRing, read_keys_file

@@ -17,8 +17,8 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from ..engine import UnknownSlotError
-from ..schema import META_KEY
+from ..decision.engine import UnknownSlotError
+from ..decision.record import META_KEY
 from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest

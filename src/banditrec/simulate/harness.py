@@ -22,15 +22,12 @@ import orjson
 from tqdm.auto import tqdm
 
 from .. import envs as _envs  # noqa: F401  (registers the banditrec/ envs)
-from ..dsjson import build_record, set_reward
-from ..engine import DecisionEngine
-from ..features import FeatureSet, Interaction
+from ..decision.engine import DecisionEngine
+from ..decision.features import FeatureSet
+from ..decision.recorder import SIM_EPOCH, Recorder
 from ..policies.interactions import namespaces, unmatched_terms
 from .specs import PolicySpec, policy_spec
 
-# Simulated decisions are stamped from a fixed clock (one second per step), so a run's
-# log is byte-for-byte reproducible.
-SIM_EPOCH = 1_700_000_000.0
 _PROGRESS_EVERY = 256
 
 
@@ -157,8 +154,6 @@ def simulate(
     else:
         spec = policy_spec(policy, name=name)
         engine = DecisionEngine(spec.app)
-    if engine.config.slots is not None:
-        raise ValueError("simulators present one decision per step; use a single-slot app")
     env_instance, env_id = make_env(env, env_kwargs)
     log = Path(log_path) if log_path is not None else None
     with ExitStack() as stack:
@@ -176,8 +171,9 @@ def simulate(
                 leave=False,
             )
         )
+        recorder = Recorder(engine, policy=spec.name)
         result = _run(
-            env_instance, engine, spec, steps=steps, seed=seed, learn=learn, sink=sink, bar=bar
+            env_instance, recorder, spec, steps=steps, seed=seed, learn=learn, sink=sink, bar=bar
         )
     return SimulationResult(
         name=spec.name, env_id=env_id, seed=seed, log_path=log, engine=engine, **result
@@ -186,7 +182,7 @@ def simulate(
 
 def _run(
     env: gym.Env,
-    engine: DecisionEngine,
+    recorder: Recorder,
     spec: PolicySpec,
     *,
     steps: int,
@@ -195,9 +191,9 @@ def _run(
     sink: IO[bytes] | None,
     bar: tqdm,
 ) -> dict[str, Any]:
+    engine = recorder.engine
     cfg = engine.config
     id_feature = getattr(cfg.policy, "action_id_feature", True)
-    scale = cfg.cost_scales()[None]
     arrays = {
         k: np.zeros(steps)
         for k in ("rewards", "expected", "policy_value", "oracle", "uniform", "probability")
@@ -216,34 +212,18 @@ def _run(
             _check_interactions(cfg.policy, x)
         q = info["expected_rewards"]
         event_id = f"sim-{seed}-{t}"
-        _, (choice,) = engine.choose_features(event_id, {None: x})  # the served pmf and draw
-        p, chosen = choice.pmf, choice.chosen
+        choice = recorder.decide(event_id, x)  # the served pmf and draw
+        chosen = choice.chosen
         _, reward, terminated, truncated, info_next = env.step(chosen)
         reward = float(reward)
         if sink is not None:
-            now = SIM_EPOCH + t
-            record = build_record(
-                app=cfg.name,
-                event_id=event_id,
-                features=x,
-                pmf=p,
-                order=choice.order,
-                model_version=engine.model_version,
-                policy=spec.name,
-                mode=cfg.mode,
-                now=now,
-            )
-            sink.write(
-                orjson.dumps(
-                    set_reward(record, reward, joined_at=now, scale=scale),
-                    option=orjson.OPT_APPEND_NEWLINE,
-                )
-            )
+            joined = recorder.joined(event_id, choice, reward, SIM_EPOCH + t)
+            sink.write(orjson.dumps(joined, option=orjson.OPT_APPEND_NEWLINE))
         if learn:
-            engine.learn(Interaction(x, chosen, float(p[chosen]), reward))
+            engine.learn(choice.interaction(reward))
         arrays["rewards"][t] = reward
         chosen_at[t] = chosen
-        served.append((p, q))
+        served.append((choice.pmf, q))
         if terminated or truncated:  # sequential envs: the next user's journey
             _, info_next = env.reset()
         info = info_next

@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from .. import pmf as pmf_ops
 from ..config import AppConfig
-from ..features import FeatureSet
+from ..decision import pmf as pmf_ops
+from ..decision.features import FeatureSet
+from ..decision.sampling import draw, event_seed
+from ..decision.schema import ExplorationOverride, RankedAction
 from ..policies import Policy
-from ..sampling import draw, event_seed
-from ..schema import ExplorationOverride, RankedAction
 from ..slate_config import NEW_GROUP, SlateConfig, SlateRules
 from .scorers import scorer, subset
 
@@ -60,19 +61,12 @@ def shaped(
     floors: dict[str, float] | None = None,
     groups: Sequence[str | None] | None = None,
 ) -> list[float]:
-    """The engine's shaping of a policy's pmf (engine.DecisionEngine.pmf): normalize, the
-    request's extra exploration, then the slate's exposure floors (`with_floors`), then the
-    app's (or the request's) floor on every probability."""
-    p = pmf_ops.normalized(p)
-    floor = config.min_probability
-    if exploration is not None:
-        if exploration.epsilon is not None:
-            p = pmf_ops.mixed_uniform(p, exploration.epsilon)
-        if exploration.min_probability is not None:
-            floor = exploration.min_probability
+    """The engine's shaping of a policy's pmf (`pmf.shaped`), with the slate's exposure
+    floors (`with_floors`) before the app's (or the request's) floor."""
+    exposure = None
     if floors and groups is not None:
-        p = with_floors(p, groups, floors)
-    return pmf_ops.floored(p, floor)
+        exposure = partial(with_floors, groups=groups, floors=floors)
+    return pmf_ops.shaped(p, config.min_probability, exploration, exposure)
 
 
 def _floor_groups(x: FeatureSet, rules: SlateRules, slate: SlateConfig | None) -> list[str | None]:

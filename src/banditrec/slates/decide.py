@@ -2,7 +2,7 @@
 
 What `DecisionEngine.decide_slate` / `decide_slate_logged` do, on the engine's served
 state: the app's rules under the request's, the positions drawn (choose.py), the answer,
-and one DSJson record per position (slot "1" … "k"; see dsjson.py).
+and one DSJson record per position (slot "1" … "k"; see decision/record.py).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import AppConfig
-from ..dsjson import build_record
-from ..features import FeatureSet
+from ..decision.features import FeatureSet
+from ..decision.record import META_KEY, build_record
+from ..decision.schema import RankedAction
 from ..policies import Policy
-from ..schema import META_KEY, RankedAction
 from ..slate_config import SlateConfig
 from .choose import PositionChoice, choose_slate, slate_ranking
 from .dsjson import POSITION_KEY

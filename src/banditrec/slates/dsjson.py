@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ..schema import META_KEY
+from ..decision.record import META_KEY
 
 POSITION_KEY = "position"  # in a per-position record's META_KEY: its 1-based position
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from ..schema import (
+from ..decision.schema import (
     EVENT_ID_PATTERN,
     Action,
     DecisionRequest,

@@ -15,7 +15,7 @@ from typing import Any
 
 import vowpal_wabbit_next as vw
 
-from ..features import FeatureSet
+from ..decision.features import FeatureSet
 from ..policies import Policy, VWPolicy
 from ..policies.vw_ccb import VWCCBPolicy
 from .dsjson import ccb_example

@@ -1,4 +1,4 @@
-"""Trained modules shipped with the package (small .npz files, see rl/module_io.py).
+"""Trained modules shipped with the package (small .npz files, see policies/rl_module.py).
 
 `JOURNEY_PPO`: PPO on `banditrec/EngagementJourney-v0` (seed 0, 64×64 tanh network), the
 policy of docs/rl.md's figures; `bench/bench_rl.py` retrains it.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import DecisionRequest
+from .schema import DecisionRequest
 
 STATE_NAMESPACE = "state"
 EPISODE_NAMESPACE = "episode"

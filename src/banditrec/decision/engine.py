@@ -15,32 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from ..config import AppConfig, FixedConfig, PolicyConfig
+from ..experiments import Assignment, assign
+from ..experiments.arms import arm_models, arm_policies
+from ..explain import explained
+from ..policies import FixedPolicy, Policy, load_policy, make_policy
+from ..policies.baseline import UniformPolicy
+from ..privacy.consent import opted_out
+from ..privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
+from ..slates import decide as slate_ops
+from ..slates.dsjson import position_of
+from ..slates.schema import SlateDecision, SlateRequest
 from . import pmf as pmf_ops
-from .config import AppConfig, FixedConfig, PolicyConfig
-from .dsjson import build_record, to_interaction
-from .experiments import Assignment, assign
-from .experiments.arms import arm_models, arm_policies
-from .explain import explained
 from .features import FeatureSet, Interaction
-from .policies import FixedPolicy, Policy, load_policy, make_policy
-from .policies.baseline import UniformPolicy
-from .privacy.consent import opted_out
-from .privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
+from .record import META_KEY, LoggedEvent, build_record, slot_key, to_interaction
 from .sampling import draw, event_seed
-from .schema import (
-    META_KEY,
-    Decision,
-    DecisionRequest,
-    ExplorationOverride,
-    LoggedEvent,
-    RankedAction,
-    SlotDecision,
-)
-from .slates import decide as slate_ops
-from .slates.dsjson import position_of
-from .slates.schema import SlateDecision, SlateRequest
-
-SINGLE = ""  # model key of a single-slot app's policy
+from .schema import Decision, DecisionRequest, ExplorationOverride, RankedAction, SlotDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +69,11 @@ class SlotChoice:
     @property
     def chosen(self) -> int:
         return self.order[0]
+
+    def interaction(self, reward: float) -> Interaction:
+        """What the policy learns from this choice once its reward is known."""
+        chosen = self.order[0]
+        return Interaction(self.features, chosen, self.probabilities[chosen], reward, self.slot)
 
 
 _DEFAULT_ACTION = FixedPolicy(FixedConfig())
@@ -130,17 +125,17 @@ class DecisionEngine:
         return dict(self._served.arms)
 
     def model_bytes(self) -> dict[str, bytes]:
-        """Every slot's model (a single-slot app's under the key ''), and each `policy`
-        arm's under `arm:<name>`."""
+        """Every slot's model, under its `slot_key` (a single-slot app's: `SINGLE_SLOT`),
+        and each `policy` arm's under `arm:<name>`."""
         served = self._served
-        slots = {slot or SINGLE: p.to_bytes() for slot, p in served.policies.items()}
+        slots = {slot_key(slot): p.to_bytes() for slot, p in served.policies.items()}
         return {**slots, **arm_models(served.arms)}
 
     def load_models(self, models: Mapping[str, bytes], version: int) -> None:
         """Swap in published models (all slots and arms at once)."""
         served = self._served
         policies = {
-            slot: load_policy(cfg, models[slot or SINGLE])
+            slot: load_policy(cfg, models[slot_key(slot)])
             for slot, cfg in served.config.slot_policies().items()
         }
         arms = arm_policies(served.config, models, served.arms)
@@ -230,14 +225,7 @@ class DecisionEngine:
         policy = served.policies[slot] if cfg.mode == "online" else _DEFAULT_ACTION
         if arm is not None:  # an experiment's arm (its `learned` arm: the policy above)
             policy = served.arms.get(arm.arm.name) or _ARM_POLICIES.get(arm.arm.kind, policy)
-        p = pmf_ops.normalized(policy.probabilities(x, seed))
-        floor = cfg.min_probability
-        if exploration is not None:
-            if exploration.epsilon is not None:
-                p = pmf_ops.mixed_uniform(p, exploration.epsilon)
-            if exploration.min_probability is not None:
-                floor = exploration.min_probability
-        return pmf_ops.floored(p, floor)
+        return pmf_ops.shaped(policy.probabilities(x, seed), cfg.min_probability, exploration)
 
     def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
         return self.choose_features(

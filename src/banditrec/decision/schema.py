@@ -1,4 +1,4 @@
-"""Wire and log formats: what products send, what they get back, what is logged.
+"""The wire format: what products send and what they get back (the log record: `record.py`).
 
 Requests are validated against the app's `Limits` when they are passed in the pydantic
 validation context (`DecisionRequest.model_validate(data, context={"limits": limits})`);
@@ -24,8 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from .config import Limits
-from .costs import logged_reward
+from ..config import Limits
 
 # A feature value is a boolean, number or string. Pydantic checks only the shape here; the
 # value types are checked by `_check_features` in the same pass that checks names and
@@ -252,63 +251,3 @@ class Reward(_Model):
         if not math.isfinite(v):
             raise ValueError(f"reward {v} is not finite; send a real number")
         return v
-
-
-class EventMeta(BaseModel):
-    """banditrec's own fields, kept under one extra DSJson key that VW ignores."""
-
-    model_config = ConfigDict(extra="allow")
-
-    app: str
-    event_id: str
-    action_ids: list[str]
-    slot: str | None = None
-    model_version: int = 0
-    policy: str = ""
-    mode: str = "online"
-    reward: float | None = None
-    deferred: bool = False
-    activated: bool = True
-    decided_at: float = 0.0
-    joined_at: float | None = None
-
-
-META_KEY = "_banditrec"
-
-
-class LoggedEvent(BaseModel):
-    """One decision in Vowpal Wabbit's DSJson layout; `a`/`p` are 1-based, chosen first."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    label_cost: float | None = Field(None, alias="_label_cost")
-    label_probability: float = Field(alias="_label_probability", gt=0.0, le=1.0)
-    label_action: int = Field(alias="_label_Action", ge=1)
-    label_index: int = Field(alias="_labelIndex", ge=0)
-    a: list[int]
-    c: dict[str, Any]
-    p: list[float]
-    event_id: str = Field(alias="EventId")
-    timestamp: str = Field(alias="Timestamp")
-    skip_learn: bool = Field(False, alias="_skipLearn")
-    meta: EventMeta = Field(alias=META_KEY)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LoggedEvent:
-        n = len(self.c.get("_multi", []))
-        if len(self.a) != n or len(self.p) != n or len(self.meta.action_ids) != n:
-            raise ValueError(f"a, p, c._multi and action_ids must have one entry per action ({n})")
-        if self.label_action != self.label_index + 1 or self.a[0] != self.label_action:
-            raise ValueError("_label_Action must be _labelIndex + 1 and come first in 'a'")
-        return self
-
-    @property
-    def reward(self) -> float | None:
-        return None if self.label_cost is None else logged_reward(self.label_cost, self.meta.reward)
-
-    def pmf(self) -> list[float]:
-        """Probabilities in the order of `c._multi` (the order actions were offered)."""
-        out = [0.0] * len(self.a)
-        for idx, prob in zip(self.a, self.p, strict=True):
-            out[idx - 1] = prob
-        return out

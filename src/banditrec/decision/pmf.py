@@ -12,9 +12,13 @@ probabilities and logged records do not depend on which form computed them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .schema import ExplorationOverride
 
 
 def normalize(pmf: np.ndarray) -> np.ndarray:
@@ -118,6 +122,26 @@ def floored(pmf: list[float], floor: float) -> list[float]:
     out = [keep * v + spread for v in pmf]
     total = sum_like_numpy(out)
     return [v / total for v in out]
+
+
+def shaped(
+    pmf: Sequence[float],
+    floor: float,
+    exploration: ExplorationOverride | None = None,
+    exposure: Callable[[list[float]], list[float]] | None = None,
+) -> list[float]:
+    """A policy's pmf as it is served: `normalized`, the request's extra exploration
+    (`mixed_uniform`), `exposure` when given (a slate position's exposure floors), then
+    `floored` at `floor`, or at the request's own floor when it sets one."""
+    p = normalized(pmf)
+    if exploration is not None:
+        if exploration.epsilon is not None:
+            p = mixed_uniform(p, exploration.epsilon)
+        if exploration.min_probability is not None:
+            floor = exploration.min_probability
+    if exposure is not None:
+        p = exposure(p)
+    return floored(p, floor)
 
 
 def ranking_order(pmf: np.ndarray | Sequence[float], chosen: int) -> list[int]:

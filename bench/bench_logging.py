@@ -88,7 +88,7 @@ def forget_events(log: EventLog, app: str) -> None:
 def batched(log: EventLog, app: str, records: list[dict], size: int = 1000) -> float:
     t = time.perf_counter()
     for start in range(0, len(records), size):
-        log.log_decisions(app, records[start : start + size])
+        log.decisions.write(app, records[start : start + size])
     return len(records) / (time.perf_counter() - t)
 
 
@@ -97,7 +97,7 @@ def threads(log: EventLog, app: str, records: list[dict], n_threads: int = 16) -
 
     def work(share: list[dict]) -> None:
         for rec in share:
-            log.log_decisions(app, [rec])
+            log.decisions.write(app, [rec])
 
     workers = [threading.Thread(target=work, args=(s,)) for s in shares]
     t = time.perf_counter()
@@ -113,7 +113,7 @@ def single(log: EventLog, app: str, records: list[dict]) -> tuple[float, np.ndar
     t0 = time.perf_counter()
     for i, rec in enumerate(records):
         t = time.perf_counter()
-        log.log_decisions(app, [rec])
+        log.decisions.write(app, [rec])
         lat[i] = time.perf_counter() - t
     return len(records) / (time.perf_counter() - t0), lat
 
@@ -161,7 +161,7 @@ def main() -> None:
             reward=RewardConfig(wait_seconds=3600.0),
         )
         log.drop_app(config.name)
-        log.put_config(config)
+        log.configs.put(config)
         engine = DecisionEngine(config)
         pool = records_pool(engine, args.n, args.shape)
         size = len(orjson.dumps(pool[0]))
@@ -185,7 +185,7 @@ def main() -> None:
                 rate, lat = single(log, config.name, renumber(pool[:2_000]))
                 results["single"].append(rate)
                 logged += len(share) + 2_000
-        stats = log.stats(config.name)
+        stats = log.joined.stats(config.name)
         assert stats["decisions"] == logged, (stats["decisions"], logged)
         log.drop_app(config.name)
         log.close()

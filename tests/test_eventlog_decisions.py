@@ -136,9 +136,9 @@ def test_a_record_that_is_not_json_is_refused(
 def test_a_record_that_is_not_json_fails_only_its_own_caller(
     event_log: EventLog, app_name: str, engine: DecisionEngine
 ) -> None:
-    """Callers written in one pipeline (the serving writer): a bad record fails its caller alone. Records
-    before it in the same call (earlier chunks) may already be logged, which is harmless: they
-    are real decisions, and logging them again is a no-op."""
+    """Callers written in one pipeline (the serving writer): a bad record fails its caller
+    alone. Records before it in the same call (earlier chunks) may already be logged, which is
+    harmless: they are real decisions, and logging them again is a no-op."""
     from banditrec.eventlog.decisions import _DECISION_CHUNK, DecisionJob
 
     def records(n: int, seed: int) -> list[dict]:
@@ -168,3 +168,35 @@ def test_a_record_that_is_not_json_fails_only_its_own_caller(
     assert jobs[1].error is None and jobs[1].result == [None] * 20
     assert event_log.decisions.get(app_name, early_bad[-1]["EventId"]) is None
     assert event_log.decisions.get(app_name, after[-1]["EventId"]) is not None
+
+
+def test_the_writer_batches_concurrent_callers_and_answers_each(
+    event_log: EventLog, app_name: str, engine: DecisionEngine
+) -> None:
+    """16 threads through the serving writer: each caller gets its own answer (a repeat its
+    stored record, a record that is not JSON its own ValueError), every decision is stored once."""
+    from banditrec.serving.writer import DecisionWriter
+
+    decided = [engine.decide_logged(r)[1] for r in make_requests(400, seed=5)]
+    bad = [dict(decided[0][0], _banditrec={**decided[0][0]["_banditrec"], "extra": {1}})]
+    bad[0]["EventId"] = bad[0]["_banditrec"]["event_id"] = "not-json"
+    writer = DecisionWriter(event_log.decisions)
+    try:
+        answers: list = [None] * len(decided)
+
+        def work(share: range) -> None:
+            for i in share:
+                answers[i] = writer.submit(app_name, decided[i]).result()
+
+        threads = [threading.Thread(target=work, args=(range(k, 400, 16),)) for k in range(16)]
+        for th in threads:
+            th.start()
+        with pytest.raises(ValueError, match="cannot be serialized"):
+            writer.submit(app_name, bad).result()
+        for th in threads:
+            th.join()
+        assert answers == [[None]] * len(decided)
+        assert writer.submit(app_name, decided[7]).result() == decided[7]  # a repeat
+    finally:
+        writer.close()
+    assert event_log.joined.stats(app_name)["decisions"] == len(decided)

@@ -23,7 +23,7 @@ from ..eventlog.decisions import DecisionJob, DecisionLog, Records, Stored
 _MAX_RECORDS_PER_ROUND = 2000
 
 # A waiting caller: an asyncio future and its loop, or a thread's future (loop None).
-_Waiter = tuple[DecisionJob, "asyncio.Future[Stored] | concurrent.futures.Future[Stored]", Any]
+_Waiter = tuple[str, Records, "asyncio.Future[Stored] | concurrent.futures.Future[Stored]", Any]
 
 
 def _settle(outcomes: list[tuple[asyncio.Future, DecisionJob]]) -> None:
@@ -46,14 +46,12 @@ class DecisionWriter:
         self._thread.start()
 
     async def write(self, app: str, records: Records) -> Stored:
-        """Raises ValueError at once for records that are not decisions of `app`; then what
-        `DecisionLog.write` raises."""
+        """What `DecisionLog.write(app, records)` returns, or raises."""
         if not records:
             return []
-        job = DecisionJob.of(app, records)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored] = loop.create_future()
-        self._queue.put((job, future, loop))
+        self._queue.put((app, records, future, loop))
         return await future
 
     def submit(self, app: str, records: Records) -> concurrent.futures.Future[Stored]:
@@ -62,7 +60,7 @@ class DecisionWriter:
         if not records:
             future.set_result([])
             return future
-        self._queue.put((DecisionJob.of(app, records), future, None))
+        self._queue.put((app, records, future, None))
         return future
 
     def close(self) -> None:
@@ -70,7 +68,7 @@ class DecisionWriter:
         self._thread.join(timeout=5)
 
     def _take_round(self, first: _Waiter) -> tuple[list[_Waiter], bool]:
-        items, n, stop = [first], len(first[0].records), False
+        items, n, stop = [first], len(first[1]), False
         while n < _MAX_RECORDS_PER_ROUND:
             try:
                 item = self._queue.get_nowait()
@@ -80,7 +78,7 @@ class DecisionWriter:
                 stop = True
                 break
             items.append(item)
-            n += len(item[0].records)
+            n += len(item[1])
         return items, stop
 
     def _run(self) -> None:
@@ -97,11 +95,20 @@ class DecisionWriter:
         # Grouped by app, so each app's events go out in as few script calls as they can.
         by_app: dict[str, list[_Waiter]] = defaultdict(list)
         for item in items:
-            by_app[item[0].app].append(item)
-        items = [item for app_items in by_app.values() for item in app_items]
-        self._decisions.write_jobs([job for job, _, _ in items])
+            by_app[item[0]].append(item)
+        waiting = []
+        for app, app_items in by_app.items():
+            for _, records, future, loop in app_items:
+                try:
+                    job = DecisionJob.of(app, records)
+                except ValueError as exc:  # not decisions of this app: this caller's error
+                    job = DecisionJob(app, records, [], error=exc)
+                waiting.append((job, future, loop))
+        jobs = [job for job, _, _ in waiting if job.error is None]
+        if jobs:
+            self._decisions.write_jobs(jobs)
         by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
-        for job, future, loop in items:
+        for job, future, loop in waiting:
             if loop is not None:
                 by_loop[loop].append((future, job))
             elif job.error is not None:

@@ -84,7 +84,8 @@ def test_records_of_another_app_are_refused(
     assert event_log.joined.stats(app_name).get("decisions", 0) == 0
 
 
-def test_concurrent_callers_are_group_committed(redis_url: str, app_name: str, tmp_path) -> None:
+def test_concurrent_callers_are_each_stored(redis_url: str, app_name: str, tmp_path) -> None:
+    """Threads writing at once, each through its own pipeline: every decision stored once."""
     log = EventLog(connect(redis_url), spool_dir=tmp_path / "spool")
     config = AppConfig(name=app_name)
     log.configs.put(config)

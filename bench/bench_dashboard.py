@@ -55,7 +55,7 @@ def main() -> None:
         apps = [{"name": f"app{i}"} for i in range(args.apps)]
         settings = ServiceSettings.model_validate({"apps": apps})
         for config in settings.apps:
-            log.put_config(config)
+            log.configs.put(config)
         store, now = ReportStore(log.client), time.time()
         for config in settings.apps:
             fill(store, config.name, args.days, args.arms, now)

@@ -51,7 +51,7 @@ def fill(log: EventLog, config: AppConfig, n: int, learn: bool, batch: int = 500
     rng = np.random.default_rng(1 if learn else 2)
     engine = DecisionEngine(config)
     learner = Learner(log, config.name)
-    latest = log.latest_model(config.name)
+    latest = log.models.latest(config.name)
     if latest is not None:
         engine.load_models(latest.models, latest.version)
     offset = 0 if learn else 10**6
@@ -66,17 +66,17 @@ def fill(log: EventLog, config: AppConfig, n: int, learn: bool, batch: int = 500
             records += logged
             chosen[i] = [a["id"] for a in rows.actions(i)].index(decision.action_id)
             ids.append(decision.event_id)
-        log.log_decisions(config.name, records)
+        log.decisions.write(config.name, records)
         rewards = rows.sample_rewards(chosen, rng)
-        log.add_rewards(
+        log.rewards.add_rewards(
             config.name,
             [Reward(event_id=e, value=float(r)) for e, r in zip(ids, rewards, strict=True)],
         )
-        while log.join_due(config.name, now=time.time() + 3600):
+        while log.join.join_due(config.name, now=time.time() + 3600):
             pass
         if learn:
             learner.step()
-            latest = log.latest_model(config.name)
+            latest = log.models.latest(config.name)
             engine.load_models(latest.models, latest.version)
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     )
     with bench_redis(args.redis_url) as (url, _):
         log = EventLog(connect(url))
-        log.put_config(config)
+        log.configs.put(config)
         fill(log, config, args.events, learn=True)
         walls, cpus = [], []
         for _ in range(args.repeat):

@@ -32,7 +32,8 @@ from banditrec.config import RewardConfig
 from banditrec.decision.schema import Reward
 from banditrec.eventlog import AppKeys, EventLog, EventLogSettings, connect
 from banditrec.eventlog.records import joined_header, stream_id_tuple
-from banditrec.learner import ModelWatcher, run_app_workers
+from banditrec.learner import run_app_workers
+from banditrec.serving.watcher import ModelWatcher
 from bench_core import make_request
 
 TARGET_P95_S = 2.0
@@ -53,9 +54,11 @@ def product(log: EventLog, engine: DecisionEngine, seconds: float, rate: float) 
             time.sleep(0.002)
             continue
         decision, records = engine.decide_logged(make_request(rng, n))
-        log.log_decisions(engine.config.name, records)
+        log.decisions.write(engine.config.name, records)
         reward = float(decision.action_id == "article-3") + 0.1 * float(rng.random())
-        log.add_rewards(engine.config.name, [Reward(event_id=decision.event_id, value=reward)])
+        log.rewards.add_rewards(
+            engine.config.name, [Reward(event_id=decision.event_id, value=reward)]
+        )
         n += 1
     return n
 
@@ -98,7 +101,7 @@ def main() -> None:
             policy={"kind": "vw", "action_id_feature": False},
             reward=RewardConfig(wait_seconds=10.0, join_on_first=True),
         )
-        log.put_config(config)
+        log.configs.put(config)
         replica = DecisionEngine(config)
         watcher = ModelWatcher(log, config.name, replica)
         swaps: list[tuple[float, int]] = []
@@ -120,7 +123,7 @@ def main() -> None:
         watch_thread.start()
         n = product(log, replica, args.seconds, args.rate)
         deadline = time.time() + 15
-        while log.stats(config.name).get("learned", 0) < n and time.time() < deadline:
+        while log.joined.stats(config.name).get("learned", 0) < n and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(4 * args.poll)
         stop_watch.set()
@@ -128,7 +131,7 @@ def main() -> None:
         stop.set()
         worker.join(timeout=20)
 
-        offsets = {m.version: stream_id_tuple(m.offset) for m in log.list_models(config.name)}
+        offsets = {m.version: stream_id_tuple(m.offset) for m in log.models.list(config.name)}
         covered = [(t, offsets[v]) for t, v in swaps if v in offsets]
         fresh = []
         for sid, fields in log.client.xrange(AppKeys(config.name).joined):
@@ -137,7 +140,7 @@ def main() -> None:
             served = next((t for t, off in covered if off >= key), None)
             if served is not None:
                 fresh.append(served - joined_at)
-        stats = log.stats(config.name)
+        stats = log.joined.stats(config.name)
 
     fresh_s = np.asarray(fresh)
     print(

@@ -72,7 +72,7 @@ def in_memory(log: EventLog, name: str, events: list, seed: int, rewards: list[f
         event_id = f"s{seed}-{i}"
         request = DecisionRequest(event_id=event_id, context=context, actions=actions)
         wrong += engine.decide(request).action_id != label
-        (record,) = log.get_records(name, event_id)
+        (record,) = log.decisions.records(name, event_id)
         engine.learn(set_reward(record, rewards[i]))
     return wrong / len(events)
 

@@ -39,10 +39,10 @@ def fill(log: EventLog, config: AppConfig, n: int) -> None:
     rng = np.random.default_rng(1)
     for start in range(0, n, 1000):
         decided = [engine.decide_logged(make_request(rng, i)) for i in range(start, start + 1000)]
-        log.log_decisions(config.name, [rec for _, recs in decided for rec in recs])
+        log.decisions.write(config.name, [rec for _, recs in decided for rec in recs])
         rewards = [Reward(event_id=d.event_id, value=float(rng.random() < 0.3)) for d, _ in decided]
-        log.add_rewards(config.name, rewards)
-    while log.join_due(config.name, now=time.time() + 1, limit=5000):
+        log.rewards.add_rewards(config.name, rewards)
+    while log.join.join_due(config.name, now=time.time() + 1, limit=5000):
         pass
 
 
@@ -112,9 +112,9 @@ def main() -> None:
             reward=RewardConfig(wait_seconds=0.0),
         )
         log.drop_app(config.name)
-        log.put_config(config)
+        log.configs.put(config)
         fill(log, config, args.n)
-        records = [rec for _, rec in log.read_joined(config.name, count=args.n)]
+        records = [rec for _, rec in log.joined.read(config.name, count=args.n)]
         assert len(records) == args.n
         mem, red = [], []
         for _ in range(args.rounds):

@@ -6,10 +6,12 @@ Records are real `decide_logged` records, of the bench_core shape (10 actions, 1
 features + 10 features per action, ~3.4 KB) or a compact one (4 actions, ~0.7 KB), each
 with its own event id, written to the embedded
 redis-server (appendonly on, fsync every second) unless --redis-url is given. Three ways
-of calling `EventLog.log_decisions`:
+of calling the decision log (`EventLog.decisions`):
 
-  batched   one call per 1,000 records (what the serving writer sends under load)
-  threads   16 threads, one decision per call: concurrent callers are group-committed
+  batched   `decisions.write`, one call per 1,000 records (what the serving writer sends
+            under load)
+  threads   16 threads, one decision each per call through the serving writer
+            (`serving.writer.DecisionWriter`, the one layer batching concurrent callers)
   single    one thread, one decision per call: bound by the round trip (latency p50/p99)
 
 Between rounds the round's events are deleted (untimed), as the join and retention do in a
@@ -38,6 +40,7 @@ from banditrec import AppConfig, DecisionEngine, DecisionRequest
 from banditrec.config import RewardConfig
 from banditrec.decision.record import META_KEY
 from banditrec.eventlog import AppKeys, EventLog, connect
+from banditrec.serving.writer import DecisionWriter
 from bench_core import make_request
 
 TARGET = 30_000
@@ -88,16 +91,18 @@ def forget_events(log: EventLog, app: str) -> None:
 def batched(log: EventLog, app: str, records: list[dict], size: int = 1000) -> float:
     t = time.perf_counter()
     for start in range(0, len(records), size):
-        log.log_decisions(app, records[start : start + size])
+        log.decisions.write(app, records[start : start + size])
     return len(records) / (time.perf_counter() - t)
 
 
 def threads(log: EventLog, app: str, records: list[dict], n_threads: int = 16) -> float:
     shares = [records[i::n_threads] for i in range(n_threads)]
 
+    writer = DecisionWriter(log.decisions)
+
     def work(share: list[dict]) -> None:
         for rec in share:
-            log.log_decisions(app, [rec])
+            writer.submit(app, [rec]).result()
 
     workers = [threading.Thread(target=work, args=(s,)) for s in shares]
     t = time.perf_counter()
@@ -105,7 +110,9 @@ def threads(log: EventLog, app: str, records: list[dict], n_threads: int = 16) -
         w.start()
     for w in workers:
         w.join()
-    return len(records) / (time.perf_counter() - t)
+    rate = len(records) / (time.perf_counter() - t)
+    writer.close()
+    return rate
 
 
 def single(log: EventLog, app: str, records: list[dict]) -> tuple[float, np.ndarray]:
@@ -113,7 +120,7 @@ def single(log: EventLog, app: str, records: list[dict]) -> tuple[float, np.ndar
     t0 = time.perf_counter()
     for i, rec in enumerate(records):
         t = time.perf_counter()
-        log.log_decisions(app, [rec])
+        log.decisions.write(app, [rec])
         lat[i] = time.perf_counter() - t
     return len(records) / (time.perf_counter() - t0), lat
 
@@ -161,7 +168,7 @@ def main() -> None:
             reward=RewardConfig(wait_seconds=3600.0),
         )
         log.drop_app(config.name)
-        log.put_config(config)
+        log.configs.put(config)
         engine = DecisionEngine(config)
         pool = records_pool(engine, args.n, args.shape)
         size = len(orjson.dumps(pool[0]))
@@ -185,7 +192,7 @@ def main() -> None:
                 rate, lat = single(log, config.name, renumber(pool[:2_000]))
                 results["single"].append(rate)
                 logged += len(share) + 2_000
-        stats = log.stats(config.name)
+        stats = log.joined.stats(config.name)
         assert stats["decisions"] == logged, (stats["decisions"], logged)
         log.drop_app(config.name)
         log.close()
@@ -199,7 +206,7 @@ def main() -> None:
     p50, p99 = np.percentile(lat, [50, 99]) * 1e6
     print(f"batched (1,000 per call): best {best['batched']:,.0f}  median {median:,.0f} records/s")
     print(f"  rounds: {rounds}")
-    print(f"16 threads, 1 per call  : {best['threads']:,.0f} records/s (group commit)")
+    print(f"16 threads, 1 per call  : {best['threads']:,.0f} records/s (serving writer)")
     print(
         f"1 thread, 1 per call    : {best['single']:,.0f} records/s  p50 {p50:.0f} us  p99 {p99:.0f} us"
     )

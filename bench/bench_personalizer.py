@@ -98,7 +98,7 @@ def main() -> None:
         deploy(redis.url, settings, spool_dir=str(files / "spool"))
         wait_ready(base, timeout_s=180)
         log = EventLog(connect(redis.url))
-        before = log.stats("bench").get("decisions", 0)
+        before = log.joined.stats("bench").get("decisions", 0)
         for url, body, headers in routes.values():  # warm-up: connections, caches, VW
             bench_serve.load(url, body, headers, args.connections, 2, args.loader)
         for round_ in range(args.rounds):  # ABBA: neither route always goes first
@@ -110,7 +110,7 @@ def main() -> None:
                         url, body, headers, args.connections, args.duration, args.loader
                     )
                 )
-        logged = log.stats("bench").get("decisions", 0) - before
+        logged = log.joined.stats("bench").get("decisions", 0) - before
     finally:
         ray.shutdown()
         stop_haproxy(files)

@@ -37,7 +37,6 @@ from tests.plugins.ray_cluster import example_request
 
 from _service import bench_options
 from banditrec.eventlog import EventLog, connect
-from banditrec.serving.online import lags
 from banditrec.serving.runner import LocalService
 from banditrec.serving.settings import load_settings
 
@@ -85,8 +84,12 @@ def learner_recovery(log: EventLog, phases: list[float]) -> float:
         if respawned is None and set(replica_pids("LearnerPool")) - {pid}:
             respawned = time.time() - killed
             phases.append(respawned)
-        model = log.latest_model(APP)
-        if model is not None and model.created_at > killed and lags(log, APP).learner_lag_s < 0.5:
+        model = log.models.latest(APP)
+        if (
+            model is not None
+            and model.created_at > killed
+            and log.joined.lags(APP).learner_lag_s < 0.5
+        ):
             return time.time() - killed
 
 

@@ -244,14 +244,14 @@ def phase(path: str, args: argparse.Namespace) -> dict:
         run(noop_url, single, args.connections, 2)  # warm-up: connections, caches, JIT of VW
         run(decide_url, single, args.connections, 2)
         noop_runs, decide_runs = [], []
-        logged_before = log.stats("bench").get("decisions", 0)
+        logged_before = log.joined.stats("bench").get("decisions", 0)
         answered = 0
         for _ in range(args.rounds):  # alternating, so drift in the machine's load hits both
             noop_runs.append(run(noop_url, single, args.connections, args.duration))
             decide_runs.append(run(decide_url, single, args.connections, args.duration))
             answered += round(decide_runs[-1]["rps"] * args.duration)
         batch_run = run(batch_url, batch, args.batch_connections, args.duration)
-        logged = log.stats("bench").get("decisions", 0) - logged_before
+        logged = log.joined.stats("bench").get("decisions", 0) - logged_before
     finally:
         ray.shutdown()
         stop_haproxy(files)

@@ -79,7 +79,7 @@ def main() -> None:
     with bench_redis(args.redis_url) as (url, _):
         log = EventLog(connect(url))
         config = AppConfig.model_validate(APP)
-        log.put_config(config)
+        log.configs.put(config)
         service = DecisionService(log, ServiceSettings.model_validate({"apps": [APP]}))
         engine = service.runtime("bench").engine
         single = orjson.dumps(decision_body(0))
@@ -127,7 +127,7 @@ def main() -> None:
             for key, (call, callers) in cases.items():
                 asyncio.run(measure(call, callers, 0.5))  # warm-up
                 results[key].append(asyncio.run(measure(call, callers, args.duration)))
-            while log.join_due("bench", now=time.time() + 3600, limit=5000):
+            while log.join.join_due("bench", now=time.time() + 3600, limit=5000):
                 pass
             cpu = time.process_time()
             counted = reporter.catch_up()

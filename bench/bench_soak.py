@@ -126,7 +126,7 @@ def main() -> None:
             return load.result()
 
         counts = asyncio.run(run())
-        stats = {app: EventLog(connect(service.redis_url)).stats(app) for app in APPS}
+        stats = {app: EventLog(connect(service.redis_url)).joined.stats(app) for app in APPS}
     print(
         f"{args.minutes:g} min at {rate:.0f} pairs/s: {counts['ok']} pairs, {counts['errors']} errors"
     )

@@ -125,16 +125,16 @@ def test_errors_raise_with_the_services_detail(banditrec_service: ServiceUnderTe
 def test_a_decision_whose_answer_was_lost_is_retried_and_logged_once(
     banditrec_service: ServiceUnderTest, proxy: LosingProxy, event_log: EventLog
 ) -> None:
-    before = event_log.stats("channel")
+    before = event_log.joined.stats("channel")
     body = example_request("channel", 3)
     with Client(proxy.url, app="channel", api_key=banditrec_service.keys["admin"], retry=FAST) as c:
         proxy.lose = 1
         d = c.decide(body["context"], body["actions"])
     assert proxy.lose == 0  # the first answer really was lost
-    after = event_log.stats("channel")
+    after = event_log.joined.stats("channel")
     assert after["decisions"] - before.get("decisions", 0) == 1
     assert after["repeated_event_ids"] - before.get("repeated_event_ids", 0) == 1
-    logged = event_log.get_decision("channel", d.event_id)
+    logged = event_log.decisions.get("channel", d.event_id)
     assert logged is not None
     assert logged["_banditrec"]["action_ids"][logged["_labelIndex"]] == d.action_id
 
@@ -145,12 +145,12 @@ def test_a_reward_whose_answer_was_lost_is_not_sent_twice(
     key = banditrec_service.keys["admin"]
     with Client(banditrec_service.url, app="channel", api_key=key) as direct:
         d = direct.decide(**example_request("channel", 4))
-    before = event_log.stats("channel").get("rewards", 0)
+    before = event_log.joined.stats("channel").get("rewards", 0)
     with Client(proxy.url, app="channel", api_key=key, retry=FAST) as c:
         proxy.lose = 1
         with pytest.raises(httpx.RemoteProtocolError):
             c.reward(d.event_id, 1.0)
-    assert event_log.stats("channel")["rewards"] - before == 1
+    assert event_log.joined.stats("channel")["rewards"] - before == 1
 
 
 def test_connection_refused_is_retried_then_raised() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from banditrec.decision.engine import DecisionEngine
 from banditrec.decision.schema import Reward
 from banditrec.eventlog import EmbeddedRedis, EventLog, RewardOutcome, connect
 from banditrec.eventlog.export import export_joined
-from banditrec.learner import Learner, ModelWatcher
+from banditrec.learner import Learner
+from banditrec.serving.watcher import ModelWatcher
+from tests import polling
 from tests.plugins.redis_server import make_requests
 
 
@@ -48,10 +49,11 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
         for client in clients[1:]:
             client.execute_command("CLUSTER MEET", "127.0.0.1", nodes[0].port)
-        deadline = time.monotonic() + 30
-        while not all(c.cluster("info").get("cluster_state") == "ok" for c in clients):
-            assert time.monotonic() < deadline, "the cluster did not form"
-            time.sleep(0.05)
+        polling.wait_for(
+            lambda: all(c.cluster("info").get("cluster_state") == "ok" for c in clients),
+            30.0,
+            "the cluster to form",
+        )
         yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
     finally:
         for n in nodes:
@@ -65,21 +67,23 @@ def test_full_path_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
     apps = ["news", "email", "push"]  # spread over the cluster's slots
     for app in apps:
         config = AppConfig(name=app, reward=RewardConfig(wait_seconds=0.0, aggregation="sum"))
-        log.put_config(config)
+        log.configs.put(config)
         engine = DecisionEngine(config)
         decided = [engine.decide_logged(r) for r in make_requests(200, seed=len(app))]
-        assert log.log_decisions(app, [rec for _, recs in decided for rec in recs]) == [None] * 200
+        assert (
+            log.decisions.write(app, [rec for _, recs in decided for rec in recs]) == [None] * 200
+        )
         rewards = [Reward(event_id=d.event_id, value=1.0) for d, _ in decided[::2]]
-        assert set(log.add_rewards(app, rewards)) == {RewardOutcome.ACCEPTED}
-        assert log.add_reward(app, "early-bird", 1.0) is RewardOutcome.EARLY
-        assert log.activate(app, decided[0][0].event_id) is True
-        assert log.join_due(app) == 200
+        assert set(log.rewards.add_rewards(app, rewards)) == {RewardOutcome.ACCEPTED}
+        assert log.rewards.add_reward(app, "early-bird", 1.0) is RewardOutcome.EARLY
+        assert log.rewards.activate(app, decided[0][0].event_id) is True
+        assert log.join.join_due(app) == 200
         learner = Learner(log, app)
         assert learner.step() == 200
         watcher = ModelWatcher(log, app, DecisionEngine(config))
         assert watcher.poll() and watcher.engine.model_version == 1
-        assert log.rollback(app, 1) == 2
-        stats = log.stats(app)
+        assert log.models.rollback(app, 1) == 2
+        stats = log.joined.stats(app)
         assert (stats["decisions"], stats["joined"], stats["learned"], stats["rewards"]) == (
             200,
             200,
@@ -87,8 +91,8 @@ def test_full_path_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
             100,
         )
         assert export_joined(log, app, tmp_path / f"{app}.dsjson") == 200
-        assert log.trim_joined(app) == 0
-    assert set(apps) <= set(log.list_apps())
+        assert log.joined.trim(app) == 0
+    assert set(apps) <= set(log.configs.list_apps())
     slots = {client.keyslot(f"br:{{{app}}}:x") for app in apps}
     assert len(slots) == 3
     for app in apps:

@@ -16,18 +16,18 @@ def test_put_with_an_expected_version_is_a_compare_and_set(
     event_log: EventLog, app_name: str
 ) -> None:
     config = AppConfig(name=app_name)
-    first = event_log.put_config(config)
+    first = event_log.configs.put(config)
     second = event_log.configs.put(config, expected_version=first)
     assert second == first + 1
     with pytest.raises(ConfigChangedError):
         event_log.configs.put(config, expected_version=first)  # stale: someone wrote since
-    assert event_log.config_version(app_name) == second
+    assert event_log.configs.version(app_name) == second
 
 
 def test_concurrent_updates_of_different_fields_all_hold(
     event_log: EventLog, app_name: str
 ) -> None:
-    event_log.put_config(AppConfig(name=app_name))
+    event_log.configs.put(AppConfig(name=app_name))
     rounds = 25
 
     start = threading.Barrier(2)
@@ -42,7 +42,7 @@ def test_concurrent_updates_of_different_fields_all_hold(
     def set_default_reward() -> None:
         start.wait()
         for i in range(rounds):
-            event_log.update_config(
+            event_log.configs.update(
                 app_name,
                 slowly(
                     lambda c, i=i: c.model_copy(
@@ -54,7 +54,7 @@ def test_concurrent_updates_of_different_fields_all_hold(
     def set_wait() -> None:
         start.wait()
         for i in range(rounds):
-            event_log.update_config(
+            event_log.configs.update(
                 app_name,
                 lambda c, i=i: c.model_copy(
                     update={"reward": c.reward.model_copy(update={"wait_seconds": 100.0 + i})}
@@ -66,15 +66,15 @@ def test_concurrent_updates_of_different_fields_all_hold(
         t.start()
     for t in threads:
         t.join()
-    final = event_log.get_config(app_name)
+    final = event_log.configs.get(app_name)
     assert final is not None
     assert final.reward.default == rounds - 1  # neither writer's last change was lost
     assert final.reward.wait_seconds == 100.0 + rounds - 1
-    assert event_log.config_version(app_name) == 1 + 2 * rounds  # every update stored once
+    assert event_log.configs.version(app_name) == 1 + 2 * rounds  # every update stored once
 
 
 def test_updating_an_app_without_a_config_is_an_unknown_app(
     event_log: EventLog, app_name: str
 ) -> None:
     with pytest.raises(UnknownAppError):
-        event_log.update_config(app_name, lambda c: c)
+        event_log.configs.update(app_name, lambda c: c)

@@ -37,7 +37,7 @@ def wait_for(predicate, what: str = "condition") -> None:
 
 def start_app(log: EventLog) -> DecisionEngine:
     config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=600.0, aggregation="sum"))
-    log.put_config(config)
+    log.configs.put(config)
     return DecisionEngine(config)
 
 
@@ -56,10 +56,10 @@ def test_redis_stopped_under_a_stream_of_decisions(
     def product() -> None:
         try:
             for req, records in zip(requests, prepared, strict=True):
-                assert log.log_decisions(APP, records) == [None]
+                assert log.decisions.write(APP, records) == [None]
                 acknowledged.append(req.event_id)
                 if len(acknowledged) % 10 == 0:  # some rewards too, through the same path
-                    log.add_reward(APP, req.event_id, 1.0)
+                    log.rewards.add_reward(APP, req.event_id, 1.0)
                     rewarded.append(req.event_id)
                 time.sleep(0.001)
         except BaseException as exc:
@@ -69,29 +69,34 @@ def test_redis_stopped_under_a_stream_of_decisions(
     thread.start()
     wait_for(lambda: len(acknowledged) >= 500, what="decisions before the outage")
     server.stop()
-    wait_for(lambda: log.spooling, what="spooling")
-    time.sleep(3.0)  # decisions keep being served while Redis is down
-    during = len(acknowledged)
+    wait_for(lambda: log.outage.spooling, what="spooling")
+    at_stop = len(acknowledged)
+    # Decisions keep being served while Redis is down (or all of them were, meanwhile).
+    wait_for(
+        lambda: len(acknowledged) >= min(at_stop + 300, 3000) or errors,
+        what="decisions served while Redis is down",
+    )
+    assert log.outage.spooling  # still down: those went to the spool
     server.start()
     thread.join()
     assert not errors, errors
-    assert len(acknowledged) == 3000 and during > 600
-    wait_for(lambda: not log.spooling, what="the spool to be replayed")
+    assert len(acknowledged) == 3000
+    wait_for(lambda: not log.outage.spooling, what="the spool to be replayed")
 
-    stats = log.stats(APP)
+    stats = log.joined.stats(APP)
     assert stats["decisions"] == 3000, "records lost or duplicated"
     assert stats["events"] == 3000
     assert stats["pending_events"] == 3000
     assert stats["rewards"] == len(rewarded) == 300
     assert stats.get("repeated_event_ids", 0) == 0
     for event_id, records in list(zip(acknowledged, prepared, strict=True))[::97]:
-        assert log.get_decision(APP, event_id)["Timestamp"] == records[0]["Timestamp"]
-    while log.join_due(APP, now=time.time() + 1000):
+        assert log.decisions.get(APP, event_id)["Timestamp"] == records[0]["Timestamp"]
+    while log.join.join_due(APP, now=time.time() + 1000):
         pass
-    joined = log.read_joined(APP, count=10_000)
+    joined = log.joined.read(APP, count=10_000)
     assert len({r["EventId"] for _, r in joined}) == len(joined) == 3000
     assert sum(r["_banditrec"]["reward"] for _, r in joined) == 300.0
-    assert log.spool is not None and log.spool.stats.entries_replayed > 0
+    assert log.outage.spool is not None and log.outage.spool.stats.entries_replayed > 0
     log.close()
 
 
@@ -106,8 +111,8 @@ _CRASHING_PRODUCER = textwrap.dedent(
     log = EventLog(connect(sys.argv[1]), spool_dir=sys.argv[2])
     engine = DecisionEngine(AppConfig(name="outage"))
     for req in make_requests(int(sys.argv[3]), seed=7):
-        log.log_decisions("outage", engine.decide_logged(req)[1])
-    assert log.spooling
+        log.decisions.write("outage", engine.decide_logged(req)[1])
+    assert log.outage.spooling
     os._exit(0)  # dies without closing anything, as a crash would
     """
 )
@@ -120,7 +125,8 @@ def test_a_spool_left_by_a_dead_process_is_replayed(
     start_app(EventLog(connect(server.url)))
     server.stop()
     spool_root = tmp_path / "spool"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    root = Path(__file__).resolve().parents[1]  # the tests, and the code under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])}
     subprocess.run(
         [sys.executable, "-c", _CRASHING_PRODUCER, server.url, str(spool_root), "400"],
         check=True,
@@ -130,9 +136,9 @@ def test_a_spool_left_by_a_dead_process_is_replayed(
     assert any(spool_root.rglob("*.jsonl"))
     server.start()
     log = EventLog(connect(server.url), spool_dir=spool_root)  # a new process on the same spool
-    wait_for(lambda: not log.spooling, what="the adopted spool to be replayed")
-    assert log.stats(APP)["decisions"] == 400
-    assert log.spool is not None and log.spool.stats.adopted_dirs == 1
+    wait_for(lambda: not log.outage.spooling, what="the adopted spool to be replayed")
+    assert log.joined.stats(APP)["decisions"] == 400
+    assert log.outage.spool is not None and log.outage.spool.stats.adopted_dirs == 1
     log.close()
     assert not any(spool_root.rglob("*.jsonl"))
 
@@ -148,14 +154,14 @@ def test_a_full_spool_refuses_loudly(
     accepted = 0
     with pytest.raises(EventLogUnavailable, match=r"spool .* is full"):
         for req in make_requests(1000):
-            log.log_decisions(APP, engine.decide_logged(req)[1])
+            log.decisions.write(APP, engine.decide_logged(req)[1])
             accepted += 1
     assert 0 < accepted < 1000
-    assert log.spool is not None and log.spool.stats.full_rejections == 1
+    assert log.outage.spool is not None and log.outage.spool.stats.full_rejections == 1
     assert "NOT LOGGED" in caplog.text
     server.start()
-    wait_for(lambda: not log.spooling, what="the spool to be replayed")
-    assert log.stats(APP)["decisions"] == accepted  # everything acknowledged is there
+    wait_for(lambda: not log.outage.spooling, what="the spool to be replayed")
+    assert log.joined.stats(APP)["decisions"] == accepted  # everything acknowledged is there
     log.close()
 
 
@@ -166,13 +172,13 @@ def test_without_a_spool_an_outage_is_an_error(restartable_redis: EmbeddedRedis)
     server.stop()
     _, records = engine.decide_logged(make_requests(1)[0])
     with pytest.raises(EventLogUnavailable):
-        log.log_decisions(APP, records)
+        log.decisions.write(APP, records)
     with pytest.raises(EventLogUnavailable):
-        log.add_rewards(APP, [Reward(event_id="x", value=1.0)])
+        log.rewards.add_rewards(APP, [Reward(event_id="x", value=1.0)])
     with pytest.raises(EventLogUnavailable):
-        log.stats(APP)
+        log.joined.stats(APP)
     server.start()
-    assert log.log_decisions(APP, records) == [None]  # reconnects by itself
+    assert log.decisions.write(APP, records) == [None]  # reconnects by itself
 
 
 def test_a_hung_redis_times_out_into_the_spool(
@@ -185,25 +191,27 @@ def test_a_hung_redis_times_out_into_the_spool(
     assert server.pid is not None
     os.kill(server.pid, signal.SIGSTOP)  # alive but not answering
     try:
-        started = time.monotonic()
         for req in requests:
-            assert log.log_decisions(APP, engine.decide_logged(req)[1]) == [None]
-        assert time.monotonic() - started < 5.0  # one timeout, then straight to the spool
-        assert log.spooling
+            assert log.decisions.write(APP, engine.decide_logged(req)[1]) == [None]
+            # one timeout, then straight to the spool: Redis is not asked again
+            assert log.outage.spooling
+        assert log.outage.spool is not None and log.outage.spool.stats.entries_written == 20
     finally:
         os.kill(server.pid, signal.SIGCONT)
-    wait_for(lambda: not log.spooling, what="the spool to be replayed")
-    assert log.stats(APP)["decisions"] == 20
+    wait_for(lambda: not log.outage.spooling, what="the spool to be replayed")
+    assert log.joined.stats(APP)["decisions"] == 20
     log.close()
 
 
-def test_workers_ride_out_an_outage(restartable_redis: EmbeddedRedis, tmp_path: Path) -> None:
+def test_workers_ride_out_an_outage(
+    restartable_redis: EmbeddedRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from banditrec.learner import AppWorker
 
     server = restartable_redis
     log = EventLog(connect(server.url), spool_dir=tmp_path / "spool")
     config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=600.0, join_on_first=True))
-    log.put_config(config)
+    log.configs.put(config)
     engine = DecisionEngine(config)
     worker = AppWorker(log, APP, join_interval_s=0.05, publish_every_s=0.2).start()
     try:
@@ -211,15 +219,25 @@ def test_workers_ride_out_an_outage(restartable_redis: EmbeddedRedis, tmp_path: 
             if phase == "during":
                 server.stop()
             decided = [engine.decide_logged(r) for r in make_requests(200, seed=seed)]
-            log.log_decisions(APP, [rec for _, recs in decided for rec in recs])
-            log.add_rewards(APP, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided])
-            if phase == "during":
-                time.sleep(1.0)
+            log.decisions.write(APP, [rec for _, recs in decided for rec in recs])
+            log.rewards.add_rewards(
+                APP, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided]
+            )
+            if phase == "during":  # both workers notice the outage before Redis returns
+                for worker_kind in ("joiner", "learner"):
+                    wait_for(
+                        lambda kind=worker_kind: any(
+                            f"{kind} waiting for Redis" in r.getMessage() for r in caplog.records
+                        ),
+                        what=f"the {worker_kind} to wait for Redis",
+                    )
                 server.start()
-        wait_for(lambda: log.stats(APP).get("learned", 0) == 600, what="learning every event")
+        wait_for(
+            lambda: log.joined.stats(APP).get("learned", 0) == 600, what="learning every event"
+        )
     finally:
         worker.stop()
-    stats = log.stats(APP)
+    stats = log.joined.stats(APP)
     assert stats["decisions"] == stats["rewards"] == stats["joined"] == stats["learned"] == 600
     log.close()
 
@@ -247,7 +265,7 @@ def test_a_resend_after_a_broken_connection_replays_every_call_taken() -> None:
 def test_while_spooling_a_record_that_is_not_json_fails_only_its_caller(
     restartable_redis: EmbeddedRedis, tmp_path: Path
 ) -> None:
-    from banditrec.eventlog.log import _group_by_event, _Job
+    from banditrec.eventlog.decisions import DecisionJob
 
     server = restartable_redis
     log = EventLog(connect(server.url), spool_dir=tmp_path / "spool")
@@ -257,19 +275,19 @@ def test_while_spooling_a_record_that_is_not_json_fails_only_its_caller(
     def records(n: int, seed: int) -> list[dict]:
         return [r for req in make_requests(n, seed=seed) for r in engine.decide_logged(req)[1]]
 
-    assert log.log_decisions(APP, records(1, seed=10)) == [None]  # spooled
-    assert log.spooling  # so the next writes go straight to the spool, in order
+    assert log.decisions.write(APP, records(1, seed=10)) == [None]  # spooled
+    assert log.outage.spooling  # so the next writes go straight to the spool, in order
     good, bad = records(5, seed=11), records(5, seed=12)
     bad[2]["_banditrec"]["extra"] = {1, 2}  # a set: not JSON
-    jobs = [_Job(APP, r, _group_by_event(APP, r)) for r in (good, bad)]
-    log._write_decisions(jobs)
+    jobs = [DecisionJob.of(APP, r) for r in (good, bad)]
+    log.decisions.write_jobs(jobs)
     assert jobs[0].error is None and jobs[0].result == [None] * 5
     assert isinstance(jobs[1].error, ValueError)
     assert "cannot be serialized" in str(jobs[1].error)
     server.start()
-    wait_for(lambda: not log.spooling, what="the spool to be replayed")
-    assert log.stats(APP)["decisions"] == 1 + 5  # the good callers' records, and only those
-    assert log.get_decision(APP, good[0]["EventId"]) is not None
+    wait_for(lambda: not log.outage.spooling, what="the spool to be replayed")
+    assert log.joined.stats(APP)["decisions"] == 1 + 5  # the good callers' records, and only those
+    assert log.decisions.get(APP, good[0]["EventId"]) is not None
     log.close()
 
 
@@ -283,31 +301,31 @@ def test_a_reward_spooled_elsewhere_still_meets_its_replayed_decision(
     wait_s = 5.0
     deciding = EventLog(connect(server.url), spool_dir=tmp_path / "spool-a")
     config = AppConfig(name=APP, reward=RewardConfig(wait_seconds=wait_s, aggregation="sum"))
-    deciding.put_config(config)
+    deciding.configs.put(config)
     engine = DecisionEngine(config)
     rewarding = EventLog(connect(server.url), spool_dir=tmp_path / "spool-b")
     server.stop()
     decided = [engine.decide_logged(r) for r in make_requests(50, seed=4)]
     for _, records in decided:  # decided long enough ago that their wait was over in the outage
         records[0]["_banditrec"]["decided_at"] -= 10 * wait_s
-        assert deciding.log_decisions(APP, records) == [None]
-    outcomes = rewarding.add_rewards(
+        assert deciding.decisions.write(APP, records) == [None]
+    outcomes = rewarding.rewards.add_rewards(
         APP, [Reward(event_id=d.event_id, value=2.0) for d, _ in decided]
     )
     assert set(outcomes) == {"spooled"}
     rewarding.close()  # its spool stays on disk (Redis is down) for the next process
     server.start()
-    wait_for(lambda: not deciding.spooling, what="the decisions' spool to be replayed")
+    wait_for(lambda: not deciding.outage.spooling, what="the decisions' spool to be replayed")
     replayed_at = time.time()
-    assert deciding.join_due(APP) == 0  # their wait restarted at the replay
+    assert deciding.join.join_due(APP) == 0  # their wait restarted at the replay
     deadline = float(deciding.client.hget(AppKeys(APP).event(decided[0][0].event_id), "deadline"))
     assert deadline >= replayed_at + wait_s - 1.0
     adopting = EventLog(connect(server.url), spool_dir=tmp_path / "spool-b")
-    wait_for(lambda: not adopting.spooling, what="the rewards' spool to be replayed")
-    assert deciding.stats(APP)["rewards"] == 50
-    while deciding.join_due(APP, now=time.time() + 10 * wait_s):
+    wait_for(lambda: not adopting.outage.spooling, what="the rewards' spool to be replayed")
+    assert deciding.joined.stats(APP)["rewards"] == 50
+    while deciding.join.join_due(APP, now=time.time() + 10 * wait_s):
         pass
-    joined = deciding.read_joined(APP, count=1000)
+    joined = deciding.joined.read(APP, count=1000)
     assert [r["_banditrec"]["reward"] for _, r in joined] == [2.0] * 50
     for log in (deciding, adopting):
         log.close()

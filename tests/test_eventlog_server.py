@@ -22,11 +22,11 @@ from banditrec.eventlog.connection import split_cluster_url
 def test_embedded_server_keeps_its_data_across_a_restart(restartable_redis: EmbeddedRedis) -> None:
     server = restartable_redis
     log = EventLog(connect(server.url))
-    log.put_config(AppConfig(name="kept"))
+    log.configs.put(AppConfig(name="kept"))
     server.stop()
     assert not server.running
     server.start()
-    assert log.get_config("kept") == AppConfig(name="kept")  # same URL, same data (AOF)
+    assert log.configs.get("kept") == AppConfig(name="kept")  # same URL, same data (AOF)
     assert (server.data_dir / "appendonly.aof").exists()
 
 
@@ -79,8 +79,8 @@ def test_password_and_acl_user(restartable_redis: EmbeddedRedis) -> None:
     admin.config_set("requirepass", "adminpw")
     url = f"redis://banditrec:s3cret@127.0.0.1:{restartable_redis.port}/0"
     log = EventLog(connect(url))
-    log.put_config(AppConfig(name="acl"))
-    assert log.get_config("acl") is not None
+    log.configs.put(AppConfig(name="acl"))
+    assert log.configs.get("acl") is not None
     with pytest.raises(redis.AuthenticationError):
         connect(f"redis://banditrec:wrong@127.0.0.1:{restartable_redis.port}/0").ping()
     with pytest.raises(redis.ResponseError, match="no permissions"):
@@ -174,7 +174,7 @@ def test_tls_url(restartable_redis: EmbeddedRedis, tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     with tls_terminator(restartable_redis.port, cert, key) as port:
         log = EventLog(connect(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"))
-        log.put_config(AppConfig(name="tls"))
-        assert log.get_config("tls") is not None
+        log.configs.put(AppConfig(name="tls"))
+        assert log.configs.get("tls") is not None
         with pytest.raises(redis.ConnectionError):  # an unknown CA is refused
             connect(f"rediss://127.0.0.1:{port}/0").ping()

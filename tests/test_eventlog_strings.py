@@ -44,7 +44,7 @@ def _app(log: EventLog, app: str, slots: list[str] | None = None) -> DecisionEng
         reward=RewardConfig(wait_seconds=60.0),
         slots=[{"name": s} for s in slots] if slots else None,
     )
-    log.put_config(config)
+    log.configs.put(config)
     return DecisionEngine(config)
 
 
@@ -55,21 +55,21 @@ def test_an_early_reward_with_any_slot_is_held_then_settled(
     engine = _app(event_log, app_name)
     req = DecisionRequest(event_id="ev-1", actions=[{"id": "a"}, {"id": "b"}])
     reward = Reward(event_id=req.event_id, value=1.0, slot=slot)
-    assert event_log.add_rewards(app_name, [reward]) == [RewardOutcome.EARLY]
+    assert event_log.rewards.add_rewards(app_name, [reward]) == [RewardOutcome.EARLY]
     # The decision arrives: the held reward is settled (a single-slot event has no such slot)
     # and the decision is stored whole, once.
     _, records = engine.decide_logged(req)
-    assert event_log.log_decisions(app_name, records) == [None]
-    again = event_log.log_decisions(app_name, engine.decide_logged(req)[1])
+    assert event_log.decisions.write(app_name, records) == [None]
+    again = event_log.decisions.write(app_name, engine.decide_logged(req)[1])
     assert again[0]["EventId"] == req.event_id  # answered from the stored record
-    stats = event_log.stats(app_name)
+    stats = event_log.joined.stats(app_name)
     assert (stats["early_attached"], stats["early_events_held"]) == (1, 0)
     outcome = "accepted" if slot == "" else "unknown_slot"
     if outcome == "unknown_slot":
-        (orphan,) = event_log.orphans(app_name)
+        (orphan,) = event_log.rewards.orphans(app_name)
         assert (orphan["s"], orphan["why"]) == (slot, "unknown_slot")
-    event_log.join_due(app_name, now=time.time() + LATER)
-    (rec,) = [r for _, r in event_log.read_joined(app_name)]
+    event_log.join.join_due(app_name, now=time.time() + LATER)
+    (rec,) = [r for _, r in event_log.joined.read(app_name)]
     assert rec["_banditrec"]["n_rewards"] == (1 if slot == "" else 0)
 
 
@@ -80,11 +80,11 @@ def test_held_rewards_with_any_slot_become_orphans_when_no_decision_comes(
     log = EventLog(redis_client, settings=EventLogSettings(early_grace_s=5.0))
     _app(log, app_name)
     rewards = [Reward(event_id="never", value=v, slot=slot) for v in (1.0, 2.0)]
-    assert log.add_rewards(app_name, rewards) == [RewardOutcome.EARLY] * 2
-    log.join_due(app_name, now=time.time() + 6.0)
-    stats = log.stats(app_name)
+    assert log.rewards.add_rewards(app_name, rewards) == [RewardOutcome.EARLY] * 2
+    log.join.join_due(app_name, now=time.time() + 6.0)
+    stats = log.joined.stats(app_name)
     assert (stats["orphans"], stats["early_events_held"]) == (2, 0)
-    assert sorted((o["e"], o["s"], o["v"]) for o in log.orphans(app_name)) == [
+    assert sorted((o["e"], o["s"], o["v"]) for o in log.rewards.orphans(app_name)) == [
         ("never", slot, "1.0"),
         ("never", slot, "2.0"),
     ]
@@ -99,12 +99,14 @@ def test_a_reward_with_any_slot_for_a_stored_event_has_an_outcome(
         event_id="ev-2",
         slots=[{"id": s, "actions": [{"id": "a"}, {"id": "b"}]} for s in ("top", "side")],
     )
-    event_log.log_decisions(app_name, engine.decide_logged(req)[1])
-    got = event_log.add_rewards(app_name, [Reward(event_id=req.event_id, value=1.0, slot=slot)])
+    event_log.decisions.write(app_name, engine.decide_logged(req)[1])
+    got = event_log.rewards.add_rewards(
+        app_name, [Reward(event_id=req.event_id, value=1.0, slot=slot)]
+    )
     assert got == [RewardOutcome.UNKNOWN_SLOT]
-    assert event_log.add_reward(app_name, req.event_id, 0.5, slot="top") == "accepted"
-    event_log.join_due(app_name, now=time.time() + LATER)
-    rewards = {r["EventId"]: r["_banditrec"]["reward"] for _, r in event_log.read_joined(app_name)}
+    assert event_log.rewards.add_reward(app_name, req.event_id, 0.5, slot="top") == "accepted"
+    event_log.join.join_due(app_name, now=time.time() + LATER)
+    rewards = {r["EventId"]: r["_banditrec"]["reward"] for _, r in event_log.joined.read(app_name)}
     assert rewards == {"ev-2/top": 0.5, "ev-2/side": 0.0}
 
 
@@ -118,16 +120,16 @@ def test_action_ids_of_any_class_are_logged_and_joined_unchanged(
     engine = DecisionEngine(
         AppConfig(name=app_name, policy={"kind": "uniform"}, reward={"wait_seconds": 60.0})
     )
-    event_log.put_config(engine.config)
+    event_log.configs.put(engine.config)
     req = DecisionRequest(event_id="ev-3", actions=[{"id": action_id}, {"id": "other"}])
     if "\x00" in action_id:  # refused whatever the policy: VW would cut it (decision/features.py)
         with pytest.raises(ValueError, match="NUL"):
             engine.decide_logged(req)
         return
-    assert event_log.log_decisions(app_name, engine.decide_logged(req)[1]) == [None]
-    assert event_log.add_reward(app_name, req.event_id, 1.0) == "accepted"
-    event_log.join_due(app_name, now=time.time() + LATER)
-    (rec,) = [r for _, r in event_log.read_joined(app_name)]
+    assert event_log.decisions.write(app_name, engine.decide_logged(req)[1]) == [None]
+    assert event_log.rewards.add_reward(app_name, req.event_id, 1.0) == "accepted"
+    event_log.join.join_due(app_name, now=time.time() + LATER)
+    (rec,) = [r for _, r in event_log.joined.read(app_name)]
     assert sorted(rec["_banditrec"]["action_ids"]) == sorted([action_id, "other"])
 
 

@@ -59,7 +59,7 @@ def _reward(action: str, event_id: str) -> float:
 
 def test_units_keep_their_arm_and_records_carry_it(event_log: EventLog, app_name: str) -> None:
     config = _config(app_name, {"kind": "uniform"}, ARMS)
-    event_log.put_config(config)
+    event_log.configs.put(config)
     service = DecisionService(event_log, ServiceSettings())
     try:
         decisions = _decide(service, app_name, 600, units=200)
@@ -67,7 +67,7 @@ def test_units_keep_their_arm_and_records_carry_it(event_log: EventLog, app_name
         service.close()
     arms_of_unit = defaultdict(set)
     for i, d in enumerate(decisions):
-        (record,) = event_log.get_records(app_name, d.event_id)
+        (record,) = event_log.decisions.records(app_name, d.event_id)
         meta = record[META_KEY]
         arms_of_unit[f"u{i % 200}"].add(meta["arm"])
         expected = assign(config.experiment, f"u{i % 200}")
@@ -92,7 +92,7 @@ def test_units_keep_their_arm_and_records_carry_it(event_log: EventLog, app_name
 
 
 def _join_and_check(log: EventLog, app: str) -> dict:
-    while log.join_due(app, now=time.time() + 3600):
+    while log.join.join_due(app, now=time.time() + 3600):
         pass
     Reporter(log, app).catch_up()
     state = Supervisor(log).check(app)
@@ -105,11 +105,11 @@ def test_a_sabotaged_arm_trips_the_guardrail_and_traffic_returns_to_default(
 ) -> None:
     sabotaged = {"kind": "fixed", "action_id": "bad"}  # a model made bad on purpose
     arms = [ARMS[0], {**ARMS[1], "weight": 2}]
-    event_log.put_config(_config(app_name, sabotaged, arms))
+    event_log.configs.put(_config(app_name, sabotaged, arms))
     service = DecisionService(event_log, ServiceSettings(), poll_interval_s=0.05)
     try:
         decisions = _decide(service, app_name, 600, units=600)
-        event_log.add_rewards(
+        event_log.rewards.add_rewards(
             app_name,
             [
                 Reward(event_id=d.event_id, value=_reward(d.action_id, d.event_id))
@@ -121,12 +121,14 @@ def test_a_sabotaged_arm_trips_the_guardrail_and_traffic_returns_to_default(
         supervisor = Supervisor(event_log)
         (event,) = supervisor.events(app_name)
         assert event["kind"] == "guardrail" and "learned" in event["message"]
-        weights = {a.name: a.weight for a in event_log.get_config(app_name).experiment.arms}
+        weights = {a.name: a.weight for a in event_log.configs.get(app_name).experiment.arms}
         assert weights == {"learned": 0.0, "control": 4.0}
         engine = service.runtime(app_name).engine
         wait_for(lambda: engine.config.experiment.arms[0].weight == 0.0, 10, "the new weights")
         after = _decide(service, app_name, 100, units=100)
-        arms = {event_log.get_records(app_name, d.event_id)[0][META_KEY]["arm"] for d in after}
+        arms = {
+            event_log.decisions.records(app_name, d.event_id)[0][META_KEY]["arm"] for d in after
+        }
         assert arms == {"control"}
         assert {d.action_id for d in after} <= {"good", "bad", "meh"}
     finally:
@@ -140,7 +142,7 @@ def test_a_tampered_split_is_flagged_as_sample_ratio_mismatch(
     from banditrec.decision.schema import DecisionRequest
 
     config = _config(app_name, {"kind": "uniform"}, ARMS[:2], enabled=False)
-    event_log.put_config(config)
+    event_log.configs.put(config)
     engine = DecisionEngine(config)
     records = []
     for i in range(3000):
@@ -149,7 +151,7 @@ def test_a_tampered_split_is_flagged_as_sample_ratio_mismatch(
         # the tampering: a third of the learned arm's traffic never reaches the log
         if record[META_KEY]["arm"] != "learned" or i % 3:
             records.append(record)
-    event_log.log_decisions(app_name, records)
+    event_log.decisions.write(app_name, records)
     state = _join_and_check(event_log, app_name)
     assert state["srm"]["state"] == "mismatch" and state["srm"]["p_value"] < 0.001
     (event,) = Supervisor(event_log).events(app_name)
@@ -191,9 +193,9 @@ def test_an_apprentice_is_promoted_once_the_learned_policy_is_shown_better(
             "promotion": {"min_events": 500},
         }
     )
-    event_log.put_config(config)
+    event_log.configs.put(config)
     model = DecisionEngine(config)
-    event_log.publish_model(app_name, model.model_bytes(), "0-0", 0)
+    event_log.models.publish(app_name, model.model_bytes(), "0-0", 0)
     service = DecisionService(event_log, ServiceSettings())
     supervisor = Supervisor(event_log)
     try:
@@ -210,18 +212,18 @@ def test_an_apprentice_is_promoted_once_the_learned_policy_is_shown_better(
             for d in decisions:
                 x = hashlib.blake2b(d.event_id.encode(), digest_size=2).digest()[0] % 10
                 rewards.append(Reward(event_id=d.event_id, value=float(x < pays[d.action_id])))
-            event_log.add_rewards(app_name, rewards)
-            while event_log.join_due(app_name, now=time.time() + 3600):
+            event_log.rewards.add_rewards(app_name, rewards)
+            while event_log.join.join_due(app_name, now=time.time() + 3600):
                 pass
 
         serve_and_join()
-        found = supervisor.promote(app_name, event_log.get_config(app_name))
+        found = supervisor.promote(app_name, event_log.configs.get(app_name))
         assert found is not None and found["events"] == 300  # too few to judge: no change
-        assert event_log.get_config(app_name).mode == "apprentice"
+        assert event_log.configs.get(app_name).mode == "apprentice"
         serve_and_join()
-        found = supervisor.promote(app_name, event_log.get_config(app_name))
+        found = supervisor.promote(app_name, event_log.configs.get(app_name))
         assert found["learned"]["lower"] > found["default_action"]["mean"]
-        assert event_log.get_config(app_name).mode == "online"
+        assert event_log.configs.get(app_name).mode == "online"
         (event,) = supervisor.events(app_name)
         assert event["kind"] == "promotion"
     finally:

@@ -59,11 +59,11 @@ def _serve_and_join(log: EventLog, app: str, n: int) -> list:
         decisions = asyncio.run(run())
     finally:
         service.close()
-    log.add_rewards(
+    log.rewards.add_rewards(
         app,
         [Reward(event_id=d.event_id, value=_reward(d.action_id, d.event_id)) for d in decisions],
     )
-    while log.join_due(app, now=time.time() + 3600):
+    while log.join.join_due(app, now=time.time() + 3600):
         pass
     return decisions
 
@@ -75,12 +75,12 @@ def test_a_policy_arm_serves_its_own_config_and_decisions_name_their_arm(
         {"name": "learned", "kind": "learned"},
         {"name": "candidate", "kind": "policy", "policy": {"kind": "fixed", "action_id": "bad"}},
     ]
-    event_log.put_config(_app(app_name, arms))
+    event_log.configs.put(_app(app_name, arms))
     decisions = _serve_and_join(event_log, app_name, 200)
     for d in decisions:
         assert d.arm in ("learned", "candidate") and d.arm_probability == 0.5
         assert d.action_id == {"learned": "good", "candidate": "bad"}[d.arm] or d.probability < 0.01
-        (record,) = event_log.get_records(app_name, d.event_id)
+        (record,) = event_log.decisions.records(app_name, d.event_id)
         assert record[META_KEY]["arm"] == d.arm
     assert {d.arm for d in decisions} == {"learned", "candidate"}
 
@@ -111,12 +111,12 @@ def test_a_policy_arms_model_learns_from_every_arms_traffic_and_is_published(
         {"name": "candidate", "kind": "policy", "weight": 1, "policy": candidate},
     ]
     config = _app(app_name, arms, policy={"kind": "vw"})
-    event_log.put_config(config)
+    event_log.configs.put(config)
     decisions = _serve_and_join(event_log, app_name, 300)
     assert sum(d.arm == "candidate" for d in decisions) < 120  # a quarter of the units
     learner = Learner(event_log, app_name)
     assert learner.step() == 300
-    published = event_log.latest_model(app_name).models
+    published = event_log.models.latest(app_name).models
     key = ARM_MODEL_PREFIX + "candidate"
     assert set(published) == {"", key}
     fresh = DecisionEngine(config).model_bytes()[key]
@@ -142,7 +142,7 @@ def test_each_arm_off_policy_on_all_traffic_is_tighter_than_its_own_slice(
         {"name": "candidate", "kind": "policy", "policy": {"kind": "fixed", "action_id": "good"}},
         {"name": "control", "kind": "default"},  # "meh"
     ]
-    event_log.put_config(_app(app_name, arms))
+    event_log.configs.put(_app(app_name, arms))
     _serve_and_join(event_log, app_name, 900)
     Reporter(event_log, app_name).catch_up()
     state = Supervisor(event_log).check(app_name)

@@ -51,7 +51,7 @@ def make_app(banditrec_service: ServiceUnderTest) -> Iterator[Callable[..., Clie
     client = Client(banditrec_service.url, api_key=banditrec_service.keys["admin"], timeout=30)
 
     def make(name: str, **config: object) -> Client:
-        log.put_config(AppConfig.model_validate({"name": name, "reward": FAST_JOIN, **config}))
+        log.configs.put(AppConfig.model_validate({"name": name, "reward": FAST_JOIN, **config}))
         made.append(name)
         wait_for(lambda: name in client.apps(), 15, f"app {name} served")
         client.app = name
@@ -241,7 +241,7 @@ def test_a_sabotaged_model_trips_the_guardrail_and_traffic_returns_to_default(
     config = AppConfig.model_validate(client.app_info()["config"])
     rng = np.random.default_rng(3)
     log = EventLog(connect(banditrec_service.redis_url))
-    log.publish_model(client.app, _sabotaged_model(config, iris, rng), "0-0", 0)
+    log.models.publish(client.app, _sabotaged_model(config, iris, rng), "0-0", 0)
     wait_for(lambda: client.app_info()["served_model_version"] >= 1, 15, "the sabotaged model")
     decisions = play(client, iris, 400, rng, "s-")
     assert {d.arm for d in decisions} == {"learned", "control"}

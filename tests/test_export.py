@@ -15,19 +15,21 @@ from banditrec.config import AppConfig, RewardConfig
 from banditrec.decision.engine import DecisionEngine
 from banditrec.decision.record import to_interaction
 from banditrec.decision.schema import Reward
-from banditrec.eventlog import EventLog
+from banditrec.eventlog import AppKeys, EventLog
 from banditrec.eventlog.export import export_joined, read_dsjson, read_dsjson_records
+from banditrec.eventlog.records import stream_id_tuple
+from tests import polling
 from tests.plugins.redis_server import make_requests
 
 
 def joined_events(log: EventLog, app: str, n: int, seed: int = 0) -> DecisionEngine:
     config = AppConfig(name=app, reward=RewardConfig(wait_seconds=0.0, default=-0.1))
-    log.put_config(config)
+    log.configs.put(config)
     engine = DecisionEngine(config)
     decided = [engine.decide_logged(r) for r in make_requests(n, seed=seed)]
-    log.log_decisions(app, [rec for _, recs in decided for rec in recs])
-    log.add_rewards(app, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided[::2]])
-    while log.join_due(app):
+    log.decisions.write(app, [rec for _, recs in decided for rec in recs])
+    log.rewards.add_rewards(app, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided[::2]])
+    while log.join.join_due(app):
         pass
     return engine
 
@@ -42,7 +44,7 @@ def test_export_is_read_by_vw_and_back(event_log: EventLog, app_name: str, tmp_p
     assert re.search(r"number of examples = 300\b", output)
 
     events = list(read_dsjson(path))
-    from_redis = [rec for _, rec in event_log.read_joined(app_name, count=1000)]
+    from_redis = [rec for _, rec in event_log.joined.read(app_name, count=1000)]
     assert [e.event_id for e in events] == [r["EventId"] for r in from_redis]
     assert sum(e.reward == 1.0 for e in events) == 150
     assert sum(e.reward == -0.1 for e in events) == 150
@@ -62,9 +64,11 @@ def test_export_is_read_by_vw_and_back(event_log: EventLog, app_name: str, tmp_p
 
 def test_export_a_time_range(event_log: EventLog, app_name: str, tmp_path: Path) -> None:
     joined_events(event_log, app_name, 40, seed=1)
-    time.sleep(0.05)
-    middle = time.time()
-    time.sleep(0.05)
+    newest = event_log.client.xrevrange(AppKeys(app_name).joined, count=1)[0][0]
+    last_ms = stream_id_tuple(newest)[0]
+    middle = (last_ms + 1.5) / 1000  # after every entry so far
+    # Every later entry gets a later millisecond: wait for the clock to pass `middle`.
+    polling.wait_for(lambda: time.time() * 1000 > last_ms + 3, 5.0, "the clock to move on")
     joined_events(event_log, app_name, 60, seed=2)
     assert export_joined(event_log, app_name, tmp_path / "a", until=middle) == 40
     assert export_joined(event_log, app_name, tmp_path / "b", since=middle) == 60

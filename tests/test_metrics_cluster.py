@@ -74,7 +74,10 @@ def test_one_scrape_gives_the_totals_of_both_replicas(two_replicas) -> None:
         # the joins and the report of the learner deployment, done here by the test
         log = EventLog(connect(redis_url))
         wait_for(
-            lambda: log.join_due("content", now=2e9) == 0 and log.stats("content")["joined"] >= n,
+            lambda: (
+                log.join.join_due("content", now=2e9) == 0
+                and log.joined.stats("content")["joined"] >= n
+            ),
             30,
         )
         Reporter(log, "content").catch_up()

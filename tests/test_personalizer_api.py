@@ -45,13 +45,13 @@ class Resource:
     def joined(self, app: str) -> dict[str, dict[str | None, float]]:
         """event id → {slot: reward} of the app's joined stream."""
         out: dict[str, dict[str | None, float]] = {}
-        for _, record in self.log.read_joined(app, count=100_000):
+        for _, record in self.log.joined.read(app, count=100_000):
             meta = record[META_KEY]
             out.setdefault(meta["event_id"], {})[meta["slot"]] = meta["reward"]
         return out
 
     def counters(self, app: str) -> dict[str, int]:
-        return self.log.stats(app)
+        return self.log.joined.stats(app)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def resource(banditrec_service: ServiceUnderTest) -> Iterator[Resource]:
         update={"action_id_feature": False}
     )
     reward = RewardConfig(wait_seconds=TEST_WAIT_S)
-    log.put_config(AppConfig(name=SINGLE, policy=policy, reward=reward))
+    log.configs.put(AppConfig(name=SINGLE, policy=policy, reward=reward))
     slots = [SlotConfig(name=n, policy=policy) for n in ("Main_Article", "Side_Bar")]
-    log.put_config(AppConfig(name=MULTI, slots=slots, reward=reward))
+    log.configs.put(AppConfig(name=MULTI, slots=slots, reward=reward))
     res = Resource(banditrec_service, log)
     with httpx.Client(base_url=banditrec_service.url, headers=banditrec_service.headers()) as http:
         wait_for(
@@ -147,7 +147,7 @@ def test_legacy_sdk_quickstart_decisions_are_joined_and_learned(resource: Resour
     wait_for(
         lambda: resource.counters(SINGLE).get("learned", 0) - before >= len(sent), 30, "learning"
     )
-    assert resource.log.model_version(SINGLE) > 0
+    assert resource.log.models.version(SINGLE) > 0
 
 
 def test_legacy_sdk_wrong_key_is_refused_in_personalizers_error_shape(resource: Resource) -> None:
@@ -230,7 +230,7 @@ def test_sdk_configuration_maps_onto_the_app_config(resource: Resource) -> None:
     config |= {"explorationPercentage": 0.3, "defaultReward": -0.5, "rewardAggregation": "sum"}
     updated = admin.update_service_configuration(config)
     assert updated["explorationPercentage"] == 0.3 and updated["rewardAggregation"] == "sum"
-    app = resource.log.get_config(SINGLE)
+    app = resource.log.configs.get(SINGLE)
     assert app is not None and app.policy.explorer.epsilon == 0.3  # type: ignore[union-attr]
     assert (app.reward.default, app.reward.aggregation) == (-0.5, "sum")
 
@@ -242,7 +242,7 @@ def test_sdk_configuration_maps_onto_the_app_config(resource: Resource) -> None:
         "--cb_explore_adf --epsilon 0.1 --cb_type ips -l 0.5 --power_t 0.5 --l1 1E-07"
     )
     assert admin.get_policy()["arguments"] == policy["arguments"]
-    app = resource.log.get_config(SINGLE)
+    app = resource.log.configs.get(SINGLE)
     assert app is not None and app.policy.cb_type == "ips"  # type: ignore[union-attr]
     assert admin.reset_policy()["arguments"].startswith("--cb_explore_adf --epsilon 0.2")
     with pytest.raises(HttpResponseError) as info:

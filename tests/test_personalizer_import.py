@@ -126,7 +126,7 @@ def test_loaded_history_is_learned_by_the_running_app(
     banditrec_service: ServiceUnderTest, tmp_path
 ) -> None:
     log = EventLog(connect(banditrec_service.redis_url))
-    log.put_config(AppConfig(name="pz-history", policy=POLICY, reward=RewardConfig()))
+    log.configs.put(AppConfig(name="pz-history", policy=POLICY, reward=RewardConfig()))
     source = tmp_path / "history.json.gz"
     write(food_log(300, seed=4), str(source))
     result = runner.invoke(
@@ -135,14 +135,14 @@ def test_loaded_history_is_learned_by_the_running_app(
          "--redis-url", banditrec_service.redis_url],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    wait_for(lambda: log.stats("pz-history").get("learned", 0) >= 300, 60, "the warm start")
-    wait_for(lambda: log.model_version("pz-history") > 0, 30, "a published model")
+    wait_for(lambda: log.joined.stats("pz-history").get("learned", 0) >= 300, 60, "the warm start")
+    wait_for(lambda: log.models.version("pz-history") > 0, 30, "a published model")
     with httpx.Client(base_url=banditrec_service.url, headers=banditrec_service.headers()) as http:
         wait_for(
             lambda: http.get("/v1/apps/pz-history").json().get("served_model_version", 0) > 0,
             30,
             "the replica to serve the warm-started model",
         )
-    exported = [r for _, r in log.iter_joined("pz-history")]
+    exported = [r for _, r in log.joined.records("pz-history")]
     assert len(exported) == 300 and exported[0][META_KEY]["policy"] == "personalizer"
     log.close()

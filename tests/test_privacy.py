@@ -108,7 +108,7 @@ def test_keys_are_per_app_rotatable_and_not_in_the_config(redis_client, app_name
     assert [p.version for p in keys.all(app_name)] == [2, 1]
     assert first.pseudonym("alice") != keys.current(app_name).pseudonym("alice")
     log = EventLog(redis_client)
-    log.put_config(AppConfig(name=app_name, privacy={"identifiers": ["user.id"]}))
+    log.configs.put(AppConfig(name=app_name, privacy={"identifiers": ["user.id"]}))
     stored = redis_client.get(AppKeys(app_name).config)
     assert first.key not in stored and first.key.hex().encode() not in stored
 
@@ -145,7 +145,7 @@ def test_no_raw_identifier_in_redis_spool_export_or_model(
         reward=RewardConfig(wait_seconds=0.0),
         privacy={"identifiers": ["user.id", "user.email"], "contact_values": "hash"},
     )
-    log.put_config(config)
+    log.configs.put(config)
     engine = DecisionEngine(config)
     engine.set_pseudonymizer(PseudonymKeys(client).current(app))
     raw = []
@@ -161,9 +161,9 @@ def test_no_raw_identifier_in_redis_spool_export_or_model(
 
     for i in range(60):
         _, records = engine.decide_logged(request(i))
-        log.log_decisions(app, records)
-    log.add_rewards(app, [Reward(event_id=f"e{i}", value=1.0) for i in range(0, 60, 2)])
-    log.join_due(app, now=10**10)
+        log.decisions.write(app, records)
+    log.rewards.add_rewards(app, [Reward(event_id=f"e{i}", value=1.0) for i in range(0, 60, 2)])
+    log.join.join_due(app, now=10**10)
     learner = Learner(log, app)
     learner.load()
     assert learner.step() == 60
@@ -172,7 +172,7 @@ def test_no_raw_identifier_in_redis_spool_export_or_model(
     server.stop()  # an outage: the next decisions wait in the spool
     for i in range(60, 70):
         _, records = engine.decide_logged(request(i))
-        log.log_decisions(app, records)
+        log.decisions.write(app, records)
     spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").rglob("*") if p.is_file())
     assert b"e65" in spooled  # the spool holds the records ...
     server.start()
@@ -186,7 +186,7 @@ def test_no_raw_identifier_in_redis_spool_export_or_model(
     for where, data in stores.items():
         found = [r for r in raw if r.encode() in data]
         assert not found, f"raw identifiers in {where}: {found[:3]}"
-    polling.wait_for(lambda: not log.spooling, 20.0, "the spool replayed")
+    polling.wait_for(lambda: not log.outage.spooling, 20.0, "the spool replayed")
     log.close()
 
 
@@ -205,7 +205,7 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
     config = AppConfig(
         name=app, reward=RewardConfig(wait_seconds=0.0), privacy={"identifiers": ["user.id"]}
     )
-    log.put_config(config)
+    log.configs.put(config)
     keys = PseudonymKeys(client)
     engine = DecisionEngine(config)
     engine.set_pseudonymizer(keys.current(app))
@@ -215,11 +215,11 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
         request = DecisionRequest(
             event_id=f"e{i}", context={"user": {"id": users[i % 3], "n": i % 5}}, actions=ACTIONS
         )
-        log.log_decisions(app, engine.decide_logged(request)[1])
+        log.decisions.write(app, engine.decide_logged(request)[1])
 
     for i in range(60):  # joined, half of them learned from
         decide(i)
-    log.join_due(app, now=10**10)
+    log.join.join_due(app, now=10**10)
     learner = Learner(log, app)
     learner.load()
     assert learner.step() == 60
@@ -234,7 +234,7 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
         decide(i)
     assert erase_spool(log, alice) == 4
     server.start()
-    polling.wait_for(lambda: not log.spooling, 20.0, "the spool replayed")
+    polling.wait_for(lambda: not log.outage.spooling, 20.0, "the spool replayed")
     receipt = erase_subject(log, app, "alice", keys=keys)
     assert receipt.erased == {"pending": 4, "recently_joined": 20, "joined": 20, "spool": 0}
     assert receipt.key_versions == [1, 2] and "alice" not in str(receipt.as_dict())
@@ -246,7 +246,7 @@ def test_erasure_everywhere_with_a_receipt_then_learner_and_ope_run(
         assert not [p for p in alice if p.encode() in data], where
         assert subject_pseudonyms(keys, app, "bob")[0].encode() in data or where == "export"
     # the learner goes on past the erased entries, and OPE runs on what is left
-    log.join_due(app, now=10**10)
+    log.join.join_due(app, now=10**10)
     learner.load()
     assert learner.step() == 16  # bob's and carol's pending and replayed decisions
     data = read_dsjson(export)

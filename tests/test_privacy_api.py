@@ -67,7 +67,7 @@ def test_opt_out_is_served_the_default_and_not_logged(
         1.0,
         "opt_out",
     )
-    assert event_log.get_decision(APP, body["event_id"]) is None
+    assert event_log.decisions.get(APP, body["event_id"]) is None
 
 
 def test_contact_details_refused_with_the_field_named(http: httpx.Client) -> None:
@@ -89,7 +89,7 @@ def test_pseudonymized_erased_rotated_and_audited(
         r = http.post(f"/v1/apps/{APP}/decisions", json=body)
         assert r.status_code == 200, r.text
         ids.append(body["event_id"])
-    record = event_log.get_decision(APP, ids[0])
+    record = event_log.decisions.get(APP, ids[0])
     assert record is not None and user not in str(record)
     assert record["_banditrec"]["subject"].startswith("ps")
 
@@ -98,7 +98,7 @@ def test_pseudonymized_erased_rotated_and_audited(
     receipt = r.json()
     erased = receipt["erased"]
     assert erased["pending"] + erased["recently_joined"] + erased["joined"] >= 3
-    assert all(event_log.get_decision(APP, e) is None for e in ids)
+    assert all(event_log.decisions.get(APP, e) is None for e in ids)
 
     r = http.post(f"/v1/apps/{APP}/pseudonym-keys:rotate")
     assert r.status_code == 200 and r.json()["version"] >= 2
@@ -121,7 +121,7 @@ def test_pseudonymized_erased_rotated_and_audited(
 def test_feature_importance_on_the_apps_own_logs(http: httpx.Client, event_log: EventLog) -> None:
     from tests import polling
 
-    before = event_log.stats(APP).get("joined", 0)
+    before = event_log.joined.stats(APP).get("joined", 0)
     for start in range(0, 300, 100):
         requests = [_body(1000 + i) for i in range(start, start + 100)]
         r = http.post(f"/v1/apps/{APP}/decisions:batch", json={"requests": requests})
@@ -133,7 +133,9 @@ def test_feature_importance_on_the_apps_own_logs(http: httpx.Client, event_log: 
         ]
         assert http.post(f"/v1/apps/{APP}/rewards", json={"rewards": rewards}).status_code == 200
     polling.wait_for(
-        lambda: event_log.stats(APP).get("joined", 0) >= before + 300, 30.0, "300 events joined"
+        lambda: event_log.joined.stats(APP).get("joined", 0) >= before + 300,
+        30.0,
+        "300 events joined",
     )
     r = http.get(f"/v1/apps/{APP}/feature-importance", params={"rows": 300, "method": "ips"})
     assert r.status_code == 200, r.text

@@ -23,17 +23,17 @@ from tests.plugins.redis_server import make_requests
 def _log_and_join(log: EventLog, app: str, n: int, mode: str = "online") -> list[dict]:
     """n decisions, a reward of 1 for the first action offered, joined now."""
     config = AppConfig(name=app, mode=mode, reward=RewardConfig(wait_seconds=0.0))
-    log.put_config(config)
+    log.configs.put(config)
     engine = DecisionEngine(config)
     records = [r for req in make_requests(n) for r in engine.decide_logged(req)[1]]
-    log.log_decisions(app, records)
+    log.decisions.write(app, records)
     rewards = [
         Reward(event_id=r[META_KEY]["event_id"], value=1.0)
         for r in records
         if r["_labelIndex"] == 0
     ]
-    log.add_rewards(app, rewards)
-    while log.join_due(app, now=time.time() + 1):
+    log.rewards.add_rewards(app, rewards)
+    while log.join.join_due(app, now=time.time() + 1):
         pass
     return records
 
@@ -120,10 +120,10 @@ def test_entries_read_in_part_count_as_the_whole_record_would(
     fast, whole = Delta.empty("k"), Delta.empty("k")
     for entry in entries:
         fast.add_entry(entry)
-    for _, fields in event_log.read_joined_raw(app_name, count=100):
+    for _, fields in event_log.joined.read_raw(app_name, count=100):
         whole.add_record(joined_record(fields))
     assert fast.cells == whole.cells
-    _, fields = event_log.read_joined_raw(app_name, count=1)[0]
+    _, fields = event_log.joined.read_raw(app_name, count=1)[0]
     record = orjson.dumps(orjson.loads(fields[b"rec"]), option=orjson.OPT_SORT_KEYS)
     one_fast, one_whole = Delta.empty("k"), Delta.empty("k")
     one_fast.add_entry([b"1-0", fields[b"h"], record])  # another layout: parsed whole

@@ -3,8 +3,6 @@ and sequential OPE runs on the service's export."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from banditrec.rl.ope import evaluate_sequential
 from banditrec.rl.pretrained import JOURNEY_PPO
 from banditrec.rl.targets import engine_pmfs
 from banditrec.rl.trajectories import read_trajectories
+from tests import polling
 from tests.plugins.ray_cluster import ServiceUnderTest
 
 APP = "journey_rl"
@@ -26,18 +25,15 @@ FLOOR = 0.01
 
 
 def _wait_for_app(http: httpx.Client, app: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if http.get(f"/v1/apps/{app}").status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the service never loaded app {app!r}")
+    polling.wait_for(
+        lambda: http.get(f"/v1/apps/{app}").status_code == 200, timeout_s, f"app {app!r} loaded"
+    )
 
 
 @pytest.fixture(scope="module")
 def rl_app(banditrec_service: ServiceUnderTest) -> ServiceUnderTest:
     log = EventLog(connect(banditrec_service.redis_url))
-    log.put_config(
+    log.configs.put(
         AppConfig(
             name=APP,
             policy=RLPolicyConfig(module_path=str(JOURNEY_PPO)),
@@ -90,10 +86,7 @@ def test_rl_app_serves_journeys_and_its_log_rebuilds_them(
 
     log = EventLog(connect(rl_app.redis_url))
     path = tmp_path / "export.jsonl"
-    deadline = time.monotonic() + 30
-    while export_joined(log, APP, path) < len(sent):
-        assert time.monotonic() < deadline, "rewards were not joined in time"
-        time.sleep(0.2)
+    polling.wait_for(lambda: export_joined(log, APP, path) >= len(sent), 30.0, "the rewards joined")
 
     traj = read_trajectories(path, progress=False)
     assert sorted(traj.episode_ids) == [f"user-{u}" for u in range(4)]

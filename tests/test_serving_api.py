@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from banditrec.eventlog import EventLog, connect
+from tests import polling
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 
 
@@ -49,7 +49,7 @@ def test_decision_is_logged_before_the_answer(http: httpx.Client, event_log: Eve
     assert d["probability"] == pytest.approx(d["ranking"][0]["probability"])
     assert sum(r["probability"] for r in d["ranking"]) == pytest.approx(1.0)
     assert min(r["probability"] for r in d["ranking"]) >= 0.01 - 1e-9  # the app's floor
-    record = event_log.get_decision("content", d["event_id"])
+    record = event_log.decisions.get("content", d["event_id"])
     assert record is not None
     assert record["_label_probability"] == pytest.approx(d["probability"])
     assert record["_banditrec"]["action_ids"][record["_labelIndex"]] == d["action_id"]
@@ -58,14 +58,14 @@ def test_decision_is_logged_before_the_answer(http: httpx.Client, event_log: Eve
 def test_same_event_id_twice_answers_the_same_decision_logged_once(
     http: httpx.Client, event_log: EventLog
 ) -> None:
-    before = event_log.stats("content")
+    before = event_log.joined.stats("content")
     event_id = f"repeat-{uuid.uuid4().hex}"
     first = _decide(http, "content", 2, event_id=event_id)
     # Offered differently the second time: the logged decision still wins.
     body = example_request("content", 3, event_id=event_id)
     second = http.post("/v1/apps/content/decisions", json=body).json()
     assert second == first
-    after = event_log.stats("content")
+    after = event_log.joined.stats("content")
     assert after["decisions"] - before.get("decisions", 0) == 1
     assert after["repeated_event_ids"] - before.get("repeated_event_ids", 0) == 1
 
@@ -78,7 +78,7 @@ def test_batch_decides_and_logs_every_request(http: httpx.Client, event_log: Eve
     assert len(decisions) == 100
     assert len({d["event_id"] for d in decisions}) == 100
     for d in decisions[::10]:
-        assert event_log.get_decision("channel", d["event_id"]) is not None
+        assert event_log.decisions.get("channel", d["event_id"]) is not None
         assert d["action_id"] in {"email", "push", "sms", "in_app"}
 
 
@@ -94,7 +94,7 @@ def test_multi_slot_decision_has_one_action_and_probability_per_slot(
     for s in slots.values():
         assert 0 < s["probability"] <= 1
         assert s["ranking"][0]["id"] == s["action_id"]
-    records = event_log.get_records("journey", d["event_id"])
+    records = event_log.decisions.records("journey", d["event_id"])
     assert {r["_banditrec"]["slot"] for r in records} == set(slots)
 
 
@@ -133,13 +133,12 @@ def _train(http: httpx.Client, app: str, n: int = 40) -> None:
         d = _decide(http, app, 100 + i)
         rewards.append({"event_id": d["event_id"], "value": float(d["action_id"] < "item-25")})
     assert http.post(f"/v1/apps/{app}/rewards", json={"rewards": rewards}).status_code == 200
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def learned() -> bool:
         info = http.get(f"/v1/apps/{app}").json()
-        if info["served_model_version"] > start and info["counters"].get("learned", 0) >= n:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no model learned from the rewards: {info}")
+        return info["served_model_version"] > start and info["counters"].get("learned", 0) >= n
+
+    polling.wait_for(learned, 30.0, "a model learned from the rewards")
 
 
 def test_patch_exploration_takes_effect_on_the_next_request(
@@ -205,9 +204,7 @@ def test_health_readiness_metrics_and_docs(http: httpx.Client) -> None:
     assert ready.status_code == 200
     assert "content" in ready.json()["apps"]
     _decide(http, "send_time", 1)
-    time.sleep(1.2)  # gauges refresh every second
-    text = http.get("/metrics").text
-    for name in (
+    names = (
         "banditrec_decisions_total",
         "banditrec_rewards_total",
         "banditrec_errors_total",
@@ -217,9 +214,19 @@ def test_health_readiness_metrics_and_docs(http: httpx.Client) -> None:
         "banditrec_join_lag_seconds",
         "banditrec_learner_lag_events",
         "banditrec_request_seconds",
-    ):
+    )
+    # The gauges refresh every second: wait for the first refresh after the decision.
+    sample = 'banditrec_decisions_total{app="send_time",mode="online"}'
+
+    def refreshed() -> bool:
+        text = http.get("/metrics").text
+        return sample in text and all(name in text for name in names)
+
+    polling.wait_for(refreshed, 30.0, "the gauges")
+    text = http.get("/metrics").text
+    for name in names:
         assert name in text, name
-    assert 'banditrec_decisions_total{app="send_time",mode="online"}' in text
+    assert sample in text
     assert "swagger" in http.get("/docs").text.lower()
     schema = http.get("/openapi.json").json()
     assert "/v1/apps/{app}/decisions:batch" in schema["paths"]

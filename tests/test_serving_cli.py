@@ -90,7 +90,7 @@ def test_build_app_seeds_the_configs_and_builds_both_deployments(
     try:
         built = build_app({"config": str(path), "redis_url": redis_url})
         assert isinstance(built, Application)
-        stored = log.get_config(name)
+        stored = log.configs.get(name)
         assert stored is not None
         assert stored.policy.kind == "ucb1"
         with pytest.raises(ValueError, match="extra"):

@@ -46,13 +46,13 @@ def test_an_unusable_stored_config_leaves_the_last_good_one_serving(
 ) -> None:
     svc = banditrec_service
     log = EventLog(connect(svc.redis_url))
-    good = log.get_config(APP)
+    good = log.configs.get(APP)
     assert good is not None
     # Stored by something that did not check it (an older version, a hand-made write).
     bad = good.model_copy(
         update={"policy": good.policy.model_copy(update={"extra_args": ["--bogus_flag"]})}
     )
-    log.put_config(bad)
+    log.configs.put(bad)
     try:
         with httpx.Client(base_url=svc.url, headers=svc.headers(), timeout=10) as http:
 
@@ -91,7 +91,7 @@ def test_an_unusable_stored_config_leaves_the_last_good_one_serving(
                 "the key added while the config is stale",
             )
     finally:
-        log.put_config(good)
+        log.configs.put(good)
     with httpx.Client(base_url=svc.url, headers=svc.headers(), timeout=10) as http:
         polling.wait_for(
             lambda: http.get(f"/v1/apps/{APP}").json()["config_error"] is None,

@@ -3,13 +3,12 @@ learner → a new model published → the replica serves it."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from banditrec.decision.record import META_KEY
 from banditrec.eventlog import EventLog, connect
+from tests import polling
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 
 # What each app's product would reward: a click, a conversion, an open.
@@ -42,20 +41,19 @@ def test_decisions_rewards_join_learn_and_serve_the_new_model(
             assert r.json()["outcome"] == "accepted"
             sent[d["event_id"]] = value
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        slots = 3 if app == "journey" else 1
+
+        def served(app: str = app, slots: int = slots) -> bool:
             info = http.get(f"/v1/apps/{app}").json()
             learned = info["counters"].get("learned", 0) - before["counters"].get("learned", 0)
-            slots = 3 if app == "journey" else 1
-            if learned >= n * slots and info["served_model_version"] > before["model_version"]:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"{app}: no new model served: {info}")
+            return learned >= n * slots and info["served_model_version"] > before["model_version"]
+
+        polling.wait_for(served, 30.0, f"{app}: a new model served")
+        info = http.get(f"/v1/apps/{app}").json()
 
         # The joined log holds the rewards as sent (every slot of a journey event got it).
         joined = {}
-        for _, record in log.read_joined(app, count=10_000):
+        for _, record in log.joined.read(app, count=10_000):
             joined.setdefault(record[META_KEY]["event_id"], set()).add(record[META_KEY]["reward"])
         for event_id, value in sent.items():
             assert joined[event_id] == {value}

@@ -45,7 +45,7 @@ class Replica:
 @pytest.fixture
 def replica(restartable_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Replica]:
     log = EventLog(connect(restartable_redis.url), spool_dir=tmp_path / "spool")
-    log.put_config(AppConfig(name=APP, reward=RewardConfig(wait_seconds=1.0, aggregation="sum")))
+    log.configs.put(AppConfig(name=APP, reward=RewardConfig(wait_seconds=1.0, aggregation="sum")))
     service = DecisionService(log, ServiceSettings(), open_access=True)
     port = free_port()
     server = uvicorn.Server(
@@ -120,20 +120,22 @@ def test_redis_restarted_under_load_every_decision_and_reward_is_joined_once(
     try:
         wait_for(lambda: len(sent) >= 100, "decisions before the outage")
         restartable_redis.stop()
-        wait_for(lambda: replica.log.spooling, "spooling")
+        wait_for(lambda: replica.log.outage.spooling, "spooling")
         at_stop = len(sent)
         wait_for(lambda: len(sent) >= at_stop + 100, "decisions during the outage")
         restartable_redis.start()
-        wait_for(lambda: not replica.log.spooling, "the spool replayed")
+        wait_for(lambda: not replica.log.outage.spooling, "the spool replayed")
         after = len(sent)
         wait_for(lambda: len(sent) >= after + 100, "decisions after the outage")
     finally:
         stop.set()
         thread.join()
     assert not errors, errors[:3]
-    wait_for(lambda: replica.log.stats(APP).get("joined", 0) == len(sent), "every decision joined")
+    wait_for(
+        lambda: replica.log.joined.stats(APP).get("joined", 0) == len(sent), "every decision joined"
+    )
     joined = {
-        r["_banditrec"]["event_id"]: r for _, r in replica.log.read_joined(APP, count=100_000)
+        r["_banditrec"]["event_id"]: r for _, r in replica.log.joined.read(APP, count=100_000)
     }
     assert len(joined) == len(sent)
     assert {e: r["_banditrec"]["reward"] for e, r in joined.items()} == sent

@@ -41,7 +41,7 @@ def test_unicode_namespaces_are_served_logged_escaped_and_learned(
         body["context"]["用户"] = {"城市": "北京", "年龄": 30}
         body["actions"][0]["features"]["é"] = {"x": 1}
         event_id = _decide_and_reward(http, body)
-        c = log.get_decision(APP, event_id)["c"]
+        c = log.decisions.get(APP, event_id)["c"]
         assert c["~用户"] == {"城市": "北京", "年龄": 30} and "~é" in c["_multi"][0]
         polling.wait_for(
             lambda: _counters(http).get("learned", 0) > before.get("learned", 0),

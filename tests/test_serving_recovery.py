@@ -65,11 +65,11 @@ def test_the_learner_killed_under_load_comes_back_and_learns_each_event_once(
     assert len(acknowledged) == 300  # deciding never depended on the learner
     wait_for(lambda: replica_pids("LearnerPool") not in ([], [learner]), "a new learner pool")
     for event_id in acknowledged[::20]:
-        assert log.get_records(APP, event_id), event_id
+        assert log.decisions.records(APP, event_id), event_id
 
     def caught_up() -> bool:
-        stats = log.stats(APP)
-        model = log.latest_model(APP)
+        stats = log.joined.stats(APP)
+        model = log.models.latest(APP)
         consumed = stats.get("learned", 0) + stats.get("skipped", 0)
         return (
             stats["pending_events"] == 0
@@ -99,5 +99,5 @@ def test_the_ingress_replica_killed_under_load_loses_no_acknowledged_decision(
         body = example_request(APP, 5000)
         wait_for(lambda: c.decide(body["context"], body["actions"]) is not None, "serving again")
     assert len(acknowledged) > 50
-    missing = [e for e in acknowledged if not log.get_records(APP, e)]
+    missing = [e for e in acknowledged if not log.decisions.records(APP, e)]
     assert not missing, f"{len(missing)} acknowledged decisions not in the log"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from banditrec.serving.auth import KeyRing, append_key, create_key, credential_from_headers
 from banditrec.serving.errors import ApiError
+from tests import polling
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 
 DECIDE = "/v1/apps/content/decisions"
@@ -120,12 +120,11 @@ def test_a_key_added_to_the_keys_file_is_accepted_live(banditrec_service: Servic
     headers = {"Authorization": f"Bearer {key}"}
     assert _post(svc, DECIDE, role=None, json=body, headers=headers).status_code == 401
     append_key(svc.keys_file, record)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if _post(svc, DECIDE, role=None, json=body, headers=headers).status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the new key was not accepted")
+    polling.wait_for(
+        lambda: _post(svc, DECIDE, role=None, json=body, headers=headers).status_code == 200,
+        10.0,
+        "the new key to be accepted",
+    )
 
 
 def test_keys_never_reach_the_logs(banditrec_service: ServiceUnderTest) -> None:

@@ -21,7 +21,7 @@ ACTIONS = [{"id": f"post-{i}", "features": {"topic": {"t": i % 3}}} for i in ran
 @pytest.fixture(scope="module")
 def feed(banditrec_service: ServiceUnderTest) -> Iterator[httpx.Client]:
     log = EventLog(connect(banditrec_service.redis_url))
-    log.put_config(
+    log.configs.put(
         AppConfig(
             name=APP,
             policy={"kind": "vw_ccb"},
@@ -55,7 +55,7 @@ def test_a_slate_is_logged_per_position_before_the_answer(feed, banditrec_servic
     assert len(shown) == 3 == len(set(shown)) and "post-7" not in shown
     assert shown[1] == "post-3" and d["slate"][1]["probability"] == 1.0
     log = EventLog(connect(banditrec_service.redis_url))
-    records = log.get_records(APP, "s1")
+    records = log.decisions.records(APP, "s1")
     assert [rec["_banditrec"]["position"] for rec in records] == [1, 2, 3]
     for rec, p in zip(records, d["slate"], strict=True):
         assert rec["_label_probability"] == pytest.approx(p["probability"])
@@ -109,26 +109,27 @@ def test_the_learner_learns_a_slate_app_from_redis_per_position(event_log, app_n
     """Logged through Redis, rewarded per position, joined, learned by the app's learner,
     published and swapped into the serving engine: the rewarded post rises to the top."""
     from banditrec import DecisionEngine, Reward
-    from banditrec.learner import Learner, ModelWatcher
+    from banditrec.learner import Learner
+    from banditrec.serving.watcher import ModelWatcher
     from banditrec.slates import SlateRequest
 
     config = AppConfig(
         name=app_name, policy={"kind": kind}, reward={"wait_seconds": 0.0}, min_probability=0.0
     )
-    event_log.put_config(config)
+    event_log.configs.put(config)
     serving = DecisionEngine(config)
     watcher = ModelWatcher(event_log, app_name, serving)
     learner = Learner(event_log, app_name)
     for t in range(150):
         request = SlateRequest(event_id=f"e{t}", actions=ACTIONS, positions=2)
         decision, records = serving.decide_slate_logged(request)
-        event_log.log_decisions(app_name, records)
+        event_log.decisions.write(app_name, records)
         rewards = [
             Reward(event_id=f"e{t}", value=float(p.action_id == "post-4"), slot=str(p.position))
             for p in decision.slate
         ]
-        event_log.add_rewards(app_name, rewards)
-    event_log.join_due(app_name, now=time.time() + 1)
+        event_log.rewards.add_rewards(app_name, rewards)
+    event_log.join.join_due(app_name, now=time.time() + 1)
     assert learner.learn_available() == 300  # two positions per slate
     learner.publish()
     assert watcher.poll() is True

@@ -85,18 +85,20 @@ def test_unmatched_interaction_is_warned_and_counted(
         policy={"kind": "vw", "interactions": ["ui", "zq"]},
         reward=RewardConfig(wait_seconds=0.0),
     )
-    event_log.put_config(config)
+    event_log.configs.put(config)
     engine = DecisionEngine(config)
     decided = [engine.decide_logged(r) for r in make_requests(40)]
-    event_log.log_decisions(app_name, [rec for _, recs in decided for rec in recs])
-    event_log.add_rewards(app_name, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided])
-    while event_log.join_due(app_name):
+    event_log.decisions.write(app_name, [rec for _, recs in decided for rec in recs])
+    event_log.rewards.add_rewards(
+        app_name, [Reward(event_id=d.event_id, value=1.0) for d, _ in decided]
+    )
+    while event_log.join.join_due(app_name):
         pass
     with caplog.at_level(logging.WARNING):
         learner = Learner(event_log, app_name)
         while learner.step():
             pass
-    assert event_log.stats(app_name)["unmatched_interaction_events"] == 40
+    assert event_log.joined.stats(app_name)["unmatched_interaction_events"] == 40
     warned = [r.getMessage() for r in caplog.records if "'zq'" in r.getMessage()]
     assert len(warned) == 1 and "'ui'" not in warned[0]
 

@@ -1,4 +1,4 @@
-"""The per-app online learner, the joiner loop, and the watcher that swaps new models in.
+"""The per-app online learner, and the worker running it next to the app's joiner.
 
 Learner: one writer per app (a Redis lease). It resumes from the offset stored with the
 current model, learns the joined events after it, and publishes model bytes and the new
@@ -6,11 +6,10 @@ offset in one atomic write, as a compare-and-set on the version it started from.
 loses only what was learned since the last publish, and that is read again from the stored
 offset: every event ends up in the published model exactly once.
 
-ModelWatcher: what a serving replica runs: it notices a new model version (or config) and
-swaps it into its DecisionEngine between two requests.
-
-`run_app_workers` runs an app's joiner and learner until a stop event is set (what the
-serving layer starts in a background thread or actor).
+`AppWorker` runs an app's joiner (`eventlog.join.Joiner`) and learner in two threads;
+`run_app_workers` does so until a stop event is set (what the serving layer starts in a
+background thread or actor). What serving runs to swap new models in is
+`serving.watcher.ModelWatcher`.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from .decision.record import slot_key
 from .eventlog import (
     EventLog,
     EventLogUnavailable,
+    Joiner,
     ModelConflictError,
     ModelRecord,
     UnknownAppError,
@@ -123,11 +123,11 @@ class Learner:
 
     def load(self) -> None:
         """(Re)build the engine from the app's config and its current model; forget the rest."""
-        config_version = self.log.config_version(self.app)
-        config = self.log.get_config(self.app)
+        config_version = self.log.configs.version(self.app)
+        config = self.log.configs.get(self.app)
         if config is None:
             raise UnknownAppError(self.app)
-        record = self.log.latest_model(self.app)
+        record = self.log.models.latest(self.app)
         state = LearnerState(config_version=config_version)
         if record is None:
             engine = DecisionEngine(config)
@@ -151,10 +151,10 @@ class Learner:
         return self.engine
 
     def _follow_config(self) -> None:
-        version = self.log.config_version(self.app)
+        version = self.log.configs.version(self.app)
         if version != self.state.config_version:
             try:
-                config = self.log.get_config(self.app)
+                config = self.log.configs.get(self.app)
                 if config is not None:
                     self._engine().reconfigure(config)
             except REDIS_DOWN:
@@ -170,7 +170,7 @@ class Learner:
         engine = self._engine()
         state = self.state
         limit = max_events or self.batch
-        entries = self.log.read_joined_raw(self.app, state.offset, min(limit, self.batch), block_ms)
+        entries = self.log.joined.read_raw(self.app, state.offset, min(limit, self.batch), block_ms)
         with _gc_paused():
             self._learn_entries(engine, entries)
         return len(entries)
@@ -208,7 +208,7 @@ class Learner:
             return None
         engine = self._engine()
         try:
-            version = self.log.publish_model(
+            version = self.log.models.publish(
                 self.app,
                 engine.model_bytes(),
                 state.offset,
@@ -227,7 +227,7 @@ class Learner:
             if isinstance(p, VWPolicy)
         )
         if unmatched:
-            self.log.add_counts(self.app, {"unmatched_interaction_events": unmatched})
+            self.log.joined.add_counts(self.app, {"unmatched_interaction_events": unmatched})
         state.base_version = version
         state.published_offset = state.offset
         state.learned_since_publish = state.skipped_since_publish = 0
@@ -296,7 +296,7 @@ class Learner:
                     self.publish()
                     last_publish = now
                 if now - last_trim >= trim_every_s:
-                    self.log.trim_joined(self.app)
+                    self.log.joined.trim(self.app)
                     last_trim = now
             except REDIS_DOWN as exc:
                 log.warning("app %r: learner waiting for Redis: %s", self.app, exc)
@@ -336,117 +336,6 @@ def _policies(app: str, config: AppConfig, record: ModelRecord) -> dict[str | No
     return policies
 
 
-class Joiner:
-    """Moves due decisions to the joined stream. Any number may run for one app."""
-
-    def __init__(self, event_log: EventLog, app: str, *, limit: int = 1000) -> None:
-        self.log = event_log
-        self.app = app
-        self.limit = limit
-
-    def run(
-        self,
-        stop: threading.Event,
-        *,
-        interval_s: float = 0.05,
-        idle_interval_s: float = 1.0,
-        idle_after_s: float = 5.0,
-    ) -> None:
-        """Join until `stop` is set. Looks every `interval_s` while decisions come in; once
-        nothing has arrived or been joined for `idle_after_s`, every `idle_interval_s`,
-        and never later than the next join deadline."""
-        last_active = time.monotonic()
-        last_pending = -1
-        while not stop.is_set():
-            try:
-                if self.log.join_due(self.app, limit=self.limit) > 0:
-                    last_active = time.monotonic()
-                    continue
-                pending, next_due = self.log.next_due(self.app)
-                now = time.monotonic()
-                if pending != last_pending:
-                    last_active, last_pending = now, pending
-                wait = interval_s if now - last_active < idle_after_s else idle_interval_s
-                if next_due is not None:
-                    wait = min(wait, max(interval_s / 5, next_due - time.time()))
-                stop.wait(wait)
-            except REDIS_DOWN as exc:
-                log.warning("app %r: joiner waiting for Redis: %s", self.app, exc)
-                stop.wait(1.0)
-            except Exception:  # keep joining; the pending events stay where they are
-                log.exception("app %r: join failed; retrying", self.app)
-                stop.wait(1.0)
-
-
-class ModelWatcher:
-    """Keeps a serving engine on the app's current model and config (`poll` when told of a
-    change, or on a timer with `run`)."""
-
-    def __init__(self, event_log: EventLog, app: str, engine: DecisionEngine) -> None:
-        self.log = event_log
-        self.app = app
-        self.engine = engine
-        self.config_version = 0
-        self.config_error: str | None = None  # set while the last good config serves
-
-    def poll(self) -> bool:
-        """Swap in a newer config and/or model; True if the model was swapped."""
-        model_version, config_version = self.log.versions(self.app)
-        if config_version != self.config_version:
-            self._follow_config(config_version)
-            self.config_version = config_version
-        if model_version == 0 or model_version == self.engine.model_version:
-            return False
-        record = self.log.latest_model(self.app)
-        if record is None:
-            return False
-        # A slot the published model lacks (just added to the config) keeps what it serves.
-        models = dict(record.models)
-        expected = {slot_key(slot) for slot in self.engine.config.slot_policies()}
-        if expected - models.keys():
-            models = {**self.engine.model_bytes(), **models}
-        try:
-            self.engine.load_models(models, record.version)
-        except Exception as exc:  # bytes of another policy kind: keep serving the current model
-            log.warning(
-                "app %r: model v%d not loadable (%s); keeping v%d",
-                self.app,
-                record.version,
-                exc,
-                self.engine.model_version,
-            )
-            return False
-        return True
-
-    def _follow_config(self, version: int) -> None:
-        """The stored config, live; one that cannot be used (stored by an older version, or
-        a policy this machine cannot build) leaves the last good config serving, reported
-        in `config_error` until a usable one is stored."""
-        try:
-            config = self.log.get_config(self.app)
-            if config is not None:
-                self.engine.reconfigure(config)
-            self.config_error = None
-        except REDIS_DOWN:
-            raise
-        except Exception as exc:
-            self.config_error = (
-                f"config v{version} cannot be used ({type(exc).__name__}: {exc}); "
-                "serving the last good config"
-            )
-            log.warning("app %r: %s", self.app, self.config_error)
-
-    def run(self, stop: threading.Event, *, interval_s: float = 0.1) -> None:
-        while not stop.is_set():
-            try:
-                self.poll()
-            except REDIS_DOWN:
-                pass
-            except Exception:
-                log.exception("app %r: model watcher poll failed", self.app)
-            stop.wait(interval_s)
-
-
 class AppWorker:
     """An app's joiner and learner, in two daemon threads."""
 
@@ -461,7 +350,7 @@ class AppWorker:
     ) -> None:
         self.app = app
         self.stop_event = threading.Event()
-        self.joiner = Joiner(event_log, app)
+        self.joiner = Joiner(event_log.join, app)
         self.learner = Learner(event_log, app)
         self._threads = [
             threading.Thread(

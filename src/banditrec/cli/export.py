@@ -56,8 +56,8 @@ def export_command(
             n = log.quarantine.export(app_name, out)
             typer.echo(f"{n} quarantined events of {app_name!r} written to {out}")
             return
-        if log.get_config(app_name) is None and count_joined(log, app_name) == 0:
-            known = ", ".join(log.list_apps()) or "none"
+        if log.configs.get(app_name) is None and count_joined(log, app_name) == 0:
+            known = ", ".join(log.configs.list_apps()) or "none"
             raise typer.BadParameter(
                 f"no app {app_name!r} in Redis (apps: {known})", param_hint="--app"
             )

@@ -44,8 +44,8 @@ def event_log(
 ) -> Iterator[EventLog]:
     """The event log of a running (or stopped embedded) server, with the app checked."""
     with export_event_log(redis_url, data_dir, spool_dir) as log:
-        if log.get_config(app_name) is None:
-            known = ", ".join(log.list_apps()) or "none"
+        if log.configs.get(app_name) is None:
+            known = ", ".join(log.configs.list_apps()) or "none"
             raise typer.BadParameter(f"no app {app_name!r} (apps: {known})", param_hint="--app")
         yield log
 
@@ -111,7 +111,7 @@ def retention(
                 privacy = config.privacy.model_copy(update={"retention": r})
                 return config.model_copy(update={"privacy": privacy})
 
-            config = log.update_config(app_name, patched)
+            config = log.configs.update(app_name, patched)
             apply_retention(log, config)
             record_action(log.client, app_name, "retention", CLI_ACTOR, change)
         n, s = log.configs.retention(app_name)

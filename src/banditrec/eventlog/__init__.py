@@ -1,13 +1,18 @@
-"""Redis: decision log, rewards, join, joined stream, model registry, embedded server.
+"""Redis: decisions → rewards → join → joined stream, configs, model registry, embedded server.
 
-Layout and every reward outcome: docs/eventlog.md.
+`EventLog` (log.py) composes one room per step; layout and every reward outcome:
+docs/eventlog.md.
 """
 
 from .connection import connect, connect_or_start, is_cluster
+from .decisions import DecisionLog
 from .errors import ConfigChangedError, EventLogUnavailable, ModelConflictError, UnknownAppError
+from .join import Join, Joiner
+from .joined import JoinedStream, Lags
 from .keys import AppKeys
-from .log import EventLog, RewardOutcome
+from .log import EventLog
 from .registry import ModelRecord
+from .rewards import RewardOutcome, Rewards
 from .server import EmbeddedRedis
 from .settings import EventLogSettings
 from .spool import SpoolFullError
@@ -15,13 +20,19 @@ from .spool import SpoolFullError
 __all__ = [
     "AppKeys",
     "ConfigChangedError",
+    "DecisionLog",
     "EmbeddedRedis",
     "EventLog",
     "EventLogSettings",
     "EventLogUnavailable",
+    "Join",
+    "JoinedStream",
+    "Joiner",
+    "Lags",
     "ModelConflictError",
     "ModelRecord",
     "RewardOutcome",
+    "Rewards",
     "SpoolFullError",
     "UnknownAppError",
     "connect",

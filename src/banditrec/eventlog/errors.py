@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import redis
 from redis.exceptions import ClusterDownError, MasterDownError, TryAgainError
 
@@ -22,9 +26,26 @@ class EventLogUnavailable(RuntimeError):
     """
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def unavailable_as_error(fn: Callable[P, T]) -> Callable[P, T]:
+    """`fn`, raising EventLogUnavailable when Redis cannot be reached (what callers catch)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except UNAVAILABLE as exc:
+            raise EventLogUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    return wrapper
+
+
 class UnknownAppError(LookupError):
     def __init__(self, app: str) -> None:
-        super().__init__(f"app {app!r} has no config in Redis: store one with put_config() first")
+        super().__init__(f"app {app!r} has no config in Redis: store one with configs.put() first")
         self.app = app
 
 

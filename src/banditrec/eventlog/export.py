@@ -59,7 +59,7 @@ def export_joined(
     n = 0
     pending = 0
     with open(path, "wb") as f:
-        for _, record in log.iter_joined(app, first, last):
+        for _, record in log.joined.records(app, first, last):
             f.write(orjson.dumps(record) + b"\n")
             n += 1
             pending += 1
@@ -91,4 +91,4 @@ def read_dsjson(path: Path | str) -> Iterator[LoggedEvent]:
 
 def count_joined(log: EventLog, app: str) -> int:
     """Length of the app's joined stream (a progress bar's total)."""
-    return int(log.stats(app)["joined_stream_len"])
+    return int(log.joined.stats(app)["joined_stream_len"])

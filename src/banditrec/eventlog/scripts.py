@@ -1,22 +1,16 @@
-"""The Lua scripts: every state change of a decision happens inside one of them, atomically.
+"""Runs the Lua scripts by SHA: every state change of a decision happens inside one of them.
 
-Each script touches only keys of one app (one hash tag), and every key it touches is
-passed in KEYS, so the scripts stay atomic and legal on a Redis Cluster.
-
-Event hash fields (`br:{app}:ev:<event_id>`), per slot `<s>` ('' for a single-slot app):
-  slots        slot names, comma-separated ('' for a single-slot event)
-  r:<s>        the DSJson record (orjson bytes), as logged
-  w:<s>        reward aggregated so far            n:<s>  rewards received for the slot
-  j:<s>        '1' once the slot has been joined
-  t:<token>    outcome already given to the reward with that token (replays are idempotent)
-  deadline     join deadline (unix s)   decided_at   deferred   activated   state ('joined')
+The scripts live with the room that uses them (`decisions`, `join`, `config_store`,
+`registry`), each registered here by name. Each script touches only keys of one app (one
+hash tag), and every key it touches is passed in KEYS, so the scripts stay atomic and
+legal on a Redis Cluster.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import hiredis
 from redis.cluster import RedisCluster
@@ -25,409 +19,30 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from .errors import UNAVAILABLE
 
-_HELPERS = r"""
-local function split_slots(s)
-  local out = {}
-  for name in string.gmatch(s .. ',', '([^,]*),') do out[#out + 1] = name end
-  return out
-end
+T = TypeVar("T")
 
--- A held reward reads "token|slot|all|value": the token is hex and the last two are a flag
--- and a number, so the slot is everything between the first '|' and the last two, '|'s and all.
-local function held_reward(item)
-  return string.match(item, '^([^|]*)|(.*)|([^|]*)|([^|]*)$')
-end
+_SOURCES: dict[str, str] = {}
+_SHA: dict[str, str] = {}
 
-local function orphan(stream, maxlen, event_id, slot, value, reason, now)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
-    'e', event_id, 's', slot, 'v', value, 'why', reason, 't', now)
-end
 
--- Attach one reward to a stored event. Returns the outcome and whether it was a replay.
-local function apply_reward(ev, slot, all, value, agg, token)
-  if token ~= '' then
-    local seen = redis.call('HGET', ev, 't:' .. token)
-    if seen then return seen, true end
-  end
-  local slots
-  if all == '1' then
-    slots = split_slots(redis.call('HGET', ev, 'slots'))
-  else
-    if redis.call('HEXISTS', ev, 'r:' .. slot) == 0 then return 'unknown_slot', false end
-    slots = {slot}
-  end
-  local applied, dup = 0, 0
-  for _, s in ipairs(slots) do
-    if redis.call('HEXISTS', ev, 'j:' .. s) == 0 then
-      local n = tonumber(redis.call('HGET', ev, 'n:' .. s) or '0')
-      local take = true
-      if n == 0 then
-        redis.call('HSET', ev, 'w:' .. s, value)
-      elseif agg == 'sum' then
-        redis.call('HINCRBYFLOAT', ev, 'w:' .. s, value)
-      elseif agg == 'max' then
-        if tonumber(value) > tonumber(redis.call('HGET', ev, 'w:' .. s)) then
-          redis.call('HSET', ev, 'w:' .. s, value)
-        end
-      else
-        take = false
-      end
-      if take then
-        redis.call('HINCRBY', ev, 'n:' .. s, 1)
-        applied = applied + 1
-      else
-        dup = dup + 1
-      end
-    end
-  end
-  local outcome = 'already_joined'
-  if applied > 0 then outcome = 'accepted' elseif dup > 0 then outcome = 'duplicate' end
-  if token ~= '' then redis.call('HSET', ev, 't:' .. token, outcome) end
-  return outcome, false
-end
+def register(name: str, source: str) -> str:
+    """Make the script `source` callable as `name` (by every `Scripts`); returns `name`."""
+    _SOURCES[name] = source
+    _SHA[name] = hashlib.sha1(source.encode()).hexdigest()
+    return name
 
--- Count an outcome; whatever is not attached is kept aside in the orphans stream.
-local function settle(stats, orphans, maxlen, outcome, event_id, slot, value, now)
-  if outcome == 'accepted' then
-    redis.call('HINCRBY', stats, 'rewards', 1)
-    return
-  end
-  local counter = 'orphans'
-  if outcome == 'duplicate' then counter = 'duplicates'
-  elseif outcome == 'already_joined' then counter = 'late' end
-  redis.call('HINCRBY', stats, counter, 1)
-  orphan(orphans, maxlen, event_id, slot, value, outcome, now)
-end
 
--- join_on_first: an activated event with a reward becomes due now (never later than it was).
-local function due_now_if_first(pending, ev, event_id, join_on_first, now)
-  if join_on_first == '1' and redis.call('HGET', ev, 'activated') == '1' then
-    redis.call('ZADD', pending, 'XX', 'LT', now, event_id)
-  end
-end
-"""
+def runs(items: list[T], key: Callable[[T], Any], limit: int = 200) -> Iterator[list[T]]:
+    """Consecutive items with the same key, at most `limit` per run (one script call each)."""
+    run: list[T] = []
+    for item in items:
+        if run and (key(item) != key(run[0]) or len(run) >= limit):
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
 
-# KEYS: pending, stats, rules, early_due, orphans, then per event: ev, early
-# ARGV: now, replay, then per event: event_id, decided_at, deferred, n, slot_1, rec_1, ...
-# Returns per event 0 (stored) or the records stored earlier under that event id.
-LOG_DECISIONS = r"""
-local pending, stats, rules, early_due, orphans = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, replay = ARGV[1], ARGV[2]
-local r = redis.call('HMGET', rules, 'wait', 'agg', 'join_on_first', 'orphans_max')
-if not r[1] then return redis.error_reply('UNKNOWN_APP no config stored for this app') end
-local wait = tonumber(r[1])
-local out = {}
-local a = 3
-local stored_events, stored_records, repeated, replayed = 0, 0, 0, 0
-for e = 1, (#KEYS - 5) / 2 do
-  local ev, early = KEYS[4 + 2 * e], KEYS[5 + 2 * e]
-  local event_id, decided_at, deferred, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  a = a + 4
-  if redis.call('EXISTS', ev) == 1 then
-    -- Never overwrite: answer with what was stored (a repeated event id, or a spool replay).
-    if replay == '1' then replayed = replayed + n else repeated = repeated + 1 end
-    local stored = {}
-    for _, s in ipairs(split_slots(redis.call('HGET', ev, 'slots') or '')) do
-      stored[#stored + 1] = redis.call('HGET', ev, 'r:' .. s)
-    end
-    out[e] = stored
-  else
-    local names, fields = {}, {}
-    for i = 0, n - 1 do
-      names[#names + 1] = ARGV[a + 2 * i]
-      fields[#fields + 1] = 'r:' .. ARGV[a + 2 * i]
-      fields[#fields + 1] = ARGV[a + 2 * i + 1]
-    end
-    -- A decision replayed from the spool waits its full time from now: its rewards may
-    -- still be on their way (spooled after it, or by another process).
-    local deadline = tonumber(decided_at) + wait
-    if replay == '1' then deadline = math.max(deadline, tonumber(now) + wait) end
-    local activated = '1'
-    if deferred == '1' then activated = '0' end
-    redis.call('HSET', ev, 'slots', table.concat(names, ','), 'deadline', tostring(deadline),
-      'decided_at', decided_at, 'deferred', deferred, 'activated', activated, unpack(fields))
-    redis.call('ZADD', pending, deadline, event_id)
-    stored_events = stored_events + 1
-    stored_records = stored_records + n
-    -- Rewards that arrived first were held for this decision: attach them now, in order.
-    local held = redis.call('LRANGE', early, 0, -1)
-    if #held > 0 then
-      for _, item in ipairs(held) do
-        local token, slot, all, value = held_reward(item)
-        local outcome, seen = apply_reward(ev, slot, all, value, r[2], token)
-        if not seen then settle(stats, orphans, r[4], outcome, event_id, slot, value, now) end
-        if outcome == 'accepted' then due_now_if_first(pending, ev, event_id, r[3], now) end
-      end
-      redis.call('HINCRBY', stats, 'early_attached', #held)
-      redis.call('DEL', early)
-      redis.call('ZREM', early_due, event_id)
-    end
-    out[e] = 0
-  end
-  a = a + 2 * n
-end
-if stored_events > 0 then
-  redis.call('HINCRBY', stats, 'decisions', stored_records)
-  redis.call('HINCRBY', stats, 'events', stored_events)
-end
-if repeated > 0 then redis.call('HINCRBY', stats, 'repeated_event_ids', repeated) end
-if replayed > 0 then redis.call('HINCRBY', stats, 'replayed_existing', replayed) end
-return out
-"""
-
-# KEYS: pending, stats, rules, early_due, orphans, then per reward: ev, early
-# ARGV: now, then per reward: event_id, slot, all ('1': every slot), value, token
-# Returns one outcome per reward.
-ADD_REWARDS = r"""
-local pending, stats, rules, early_due, orphans = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now = ARGV[1]
-local r = redis.call('HMGET', rules, 'agg', 'join_on_first', 'early_grace', 'orphans_max')
-local out = {}
-for i = 1, (#KEYS - 5) / 2 do
-  local ev, early = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local b = 2 + 5 * (i - 1)
-  local event_id, slot, all, value, token = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local outcome
-  if not r[1] then
-    outcome = 'unknown_app'
-  elseif redis.call('EXISTS', ev) == 0 then
-    if tonumber(r[3]) > 0 then
-      -- Maybe its decision is still on its way: hold the reward for the grace period.
-      redis.call('RPUSH', early, token .. '|' .. slot .. '|' .. all .. '|' .. value)
-      redis.call('ZADD', early_due, 'NX', tonumber(now) + tonumber(r[3]), event_id)
-      redis.call('HINCRBY', stats, 'early', 1)
-      outcome = 'early'
-    else
-      outcome = 'unknown_event'
-      settle(stats, orphans, r[4], outcome, event_id, slot, value, now)
-    end
-  elseif redis.call('HGET', ev, 'state') == 'joined' then
-    outcome = token ~= '' and redis.call('HGET', ev, 't:' .. token)
-    if not outcome then
-      outcome = 'already_joined'
-      settle(stats, orphans, r[4], outcome, event_id, slot, value, now)
-    end
-  else
-    local seen
-    outcome, seen = apply_reward(ev, slot, all, value, r[1], token)
-    if not seen then
-      settle(stats, orphans, r[4], outcome, event_id, slot, value, now)
-      if outcome == 'accepted' then due_now_if_first(pending, ev, event_id, r[2], now) end
-    end
-  end
-  out[i] = outcome
-end
-return out
-"""
-
-# KEYS: ev, pending, stats, rules
-# ARGV: event_id, now
-ACTIVATE = r"""
-local ev, pending, stats, rules = unpack(KEYS)
-local event_id, now = ARGV[1], tonumber(ARGV[2])
-if redis.call('EXISTS', ev) == 0 then
-  redis.call('HINCRBY', stats, 'unknown_activations', 1)
-  return 'unknown_event'
-end
-if redis.call('HGET', ev, 'state') == 'joined' then
-  redis.call('HINCRBY', stats, 'late_activations', 1)
-  return 'already_joined'
-end
-if redis.call('HGET', ev, 'activated') == '1' then return 'already_active' end
-local r = redis.call('HMGET', rules, 'wait', 'join_on_first')
--- The product shows a deferred event only now: its rewards get the full wait from here.
-local deadline = math.max(tonumber(redis.call('HGET', ev, 'deadline')), now + tonumber(r[1] or '0'))
-redis.call('HSET', ev, 'activated', '1', 'deadline', tostring(deadline))
-redis.call('ZADD', pending, 'XX', deadline, event_id)
-if r[2] == '1' then
-  for _, s in ipairs(split_slots(redis.call('HGET', ev, 'slots'))) do
-    if redis.call('HEXISTS', ev, 'n:' .. s) == 1 then
-      redis.call('ZADD', pending, 'XX', now, event_id)
-      break
-    end
-  end
-end
-redis.call('HINCRBY', stats, 'activations', 1)
-return 'activated'
-"""
-
-# KEYS: pending, stats, joined, rules, ev_1, ..., ev_n
-# ARGV: now, event_id_1, ..., event_id_n
-JOIN_DUE = r"""
-local pending, stats, joined_stream, rules = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = tonumber(ARGV[1])
-local r = redis.call('HMGET', rules, 'default', 'joined_ttl')
-local default = r[1] or '0'
-local ttl = tonumber(r[2] or '3600')
-local joined, defaulted, missing = 0, 0, 0
-for i = 2, #ARGV do
-  local event_id, ev = ARGV[i], KEYS[3 + i]
-  local score = redis.call('ZSCORE', pending, event_id)
-  -- ZREM inside the same atomic step: whichever joiner runs first moves the event, once.
-  if score and tonumber(score) <= now then
-    redis.call('ZREM', pending, event_id)
-    local h = redis.call('HMGET', ev, 'slots', 'deadline', 'activated')
-    if h[1] then
-      local deadline = tonumber(h[2])
-      local full = now >= deadline
-      local remaining = 0
-      for _, s in ipairs(split_slots(h[1])) do
-        if redis.call('HEXISTS', ev, 'j:' .. s) == 0 then
-          local n = tonumber(redis.call('HGET', ev, 'n:' .. s) or '0')
-          if full or n > 0 then
-            local w = default
-            if n > 0 then w = redis.call('HGET', ev, 'w:' .. s) else defaulted = defaulted + 1 end
-            local head = table.concat({event_id, s, w, n, h[3], ARGV[1]}, '|')
-            redis.call('XADD', joined_stream, '*', 'h', head, 'rec', redis.call('HGET', ev, 'r:' .. s))
-            redis.call('HSET', ev, 'j:' .. s, '1')
-            joined = joined + 1
-          else
-            remaining = remaining + 1
-          end
-        end
-      end
-      if remaining == 0 then
-        -- Kept a while so late rewards are told 'already_joined' and repeats get the original.
-        redis.call('HSET', ev, 'state', 'joined')
-        redis.call('EXPIRE', ev, ttl)
-      else
-        redis.call('ZADD', pending, deadline, event_id)
-      end
-    else
-      missing = missing + 1
-    end
-  end
-end
-if joined > 0 then redis.call('HINCRBY', stats, 'joined', joined) end
-if defaulted > 0 then redis.call('HINCRBY', stats, 'joined_default', defaulted) end
-if missing > 0 then redis.call('HINCRBY', stats, 'pending_without_event', missing) end
-return joined
-"""
-
-# KEYS: early_due, stats, orphans, rules, early_1, ..., early_n
-# ARGV: now, event_id_1, ..., event_id_n
-EXPIRE_EARLY = r"""
-local early_due, stats, orphans, rules = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = tonumber(ARGV[1])
-local maxlen = redis.call('HGET', rules, 'orphans_max') or '100000'
-local moved = 0
-for i = 2, #ARGV do
-  local event_id, early = ARGV[i], KEYS[3 + i]
-  local score = redis.call('ZSCORE', early_due, event_id)
-  if score and tonumber(score) <= now then
-    redis.call('ZREM', early_due, event_id)
-    for _, item in ipairs(redis.call('LRANGE', early, 0, -1)) do
-      local token, slot, all, value = held_reward(item)
-      orphan(orphans, maxlen, event_id, slot, value, 'unknown_event', ARGV[1])
-      moved = moved + 1
-    end
-    redis.call('DEL', early)
-  end
-end
-if moved > 0 then redis.call('HINCRBY', stats, 'orphans', moved) end
-return moved
-"""
-
-# KEYS: config, config_version, rules
-# ARGV: expected version ('' for any), config json, number of rule pairs, then rule
-#       name/value pairs; the retention pairs after them are set only when absent.
-# Returns the new version, or -1 when the stored version is not the expected one.
-PUT_CONFIG = r"""
-if ARGV[1] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then
-  return -1  -- changed since the caller read it: the caller reads it again
-end
-redis.call('SET', KEYS[1], ARGV[2])
-local version = redis.call('INCR', KEYS[2])
-local n_rules = tonumber(ARGV[3])
-for i = 0, n_rules - 1 do
-  redis.call('HSET', KEYS[3], ARGV[4 + 2 * i], ARGV[5 + 2 * i])
-end
-for i = 4 + 2 * n_rules, #ARGV, 2 do
-  redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
-end
-return version
-"""
-
-# KEYS: model, models, mv_new, stats, mv_prune_1, ...
-# ARGV: expected_version, offset, n_learned, now, learned_delta, skipped_delta, note,
-#       n_slots, slot_1, bytes_1, ..., then the versions being pruned
-PUBLISH_MODEL = r"""
-local model, models, mv_new, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local current = tonumber(redis.call('HGET', model, 'version') or '0')
--- Compare-and-set: a learner that lost its place (another learner, a rollback) must reload.
-if current ~= tonumber(ARGV[1]) then return {0, current} end
-local version = current + 1
-local n_slots = tonumber(ARGV[8])
-local fields = {}
-local names = {}
-for i = 0, n_slots - 1 do
-  names[#names + 1] = ARGV[9 + 2 * i]
-  fields[#fields + 1] = 'm:' .. ARGV[9 + 2 * i]
-  fields[#fields + 1] = ARGV[10 + 2 * i]
-end
-redis.call('HSET', mv_new, 'version', version, 'offset', ARGV[2], 'n_learned', ARGV[3],
-  'created_at', ARGV[4], 'note', ARGV[7], 'slots', table.concat(names, ','), unpack(fields))
-redis.call('HSET', model, 'version', version, 'offset', ARGV[2], 'n_learned', ARGV[3],
-  'created_at', ARGV[4])
-redis.call('ZADD', models, ARGV[4], version)
-redis.call('HINCRBY', stats, 'learned', ARGV[5])
-redis.call('HINCRBY', stats, 'skipped', ARGV[6])
-redis.call('HINCRBY', stats, 'published', 1)
-local first_prune = 9 + 2 * n_slots
-for i = 5, #KEYS do
-  redis.call('DEL', KEYS[i])
-  redis.call('ZREM', models, ARGV[first_prune + i - 5])
-end
-return {1, version}
-"""
-
-# KEYS: model, models, mv_source, mv_new, stats
-# ARGV: expected_version, source_version, now
-ROLLBACK = r"""
-local model, models, source, mv_new, stats = unpack(KEYS)
-local current = tonumber(redis.call('HGET', model, 'version') or '0')
-if current ~= tonumber(ARGV[1]) then return {0, current} end
-if redis.call('EXISTS', source) == 0 then return {-1, current} end
-local version = current + 1
-local state = redis.call('HMGET', model, 'offset', 'n_learned')
-local data = redis.call('HGETALL', source)
-redis.call('HSET', mv_new, unpack(data))
--- The restored weights go on from the current offset: no event is learned twice.
-redis.call('HSET', mv_new, 'version', version, 'offset', state[1], 'n_learned', state[2],
-  'created_at', ARGV[3], 'note', 'rollback to v' .. ARGV[2])
-redis.call('HSET', model, 'version', version, 'offset', state[1], 'n_learned', state[2],
-  'created_at', ARGV[3])
-redis.call('ZADD', models, ARGV[3], version)
-redis.call('HINCRBY', stats, 'rollbacks', 1)
-return {1, version}
-"""
-
-# KEYS: lease. ARGV: token, ttl_ms
-RENEW_LEASE = r"""
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: lease. ARGV: token
-RELEASE_LEASE = r"""
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_SOURCES: dict[str, str] = {
-    "log_decisions": _HELPERS + LOG_DECISIONS,
-    "add_rewards": _HELPERS + ADD_REWARDS,
-    "activate": _HELPERS + ACTIVATE,
-    "join_due": _HELPERS + JOIN_DUE,
-    "expire_early": _HELPERS + EXPIRE_EARLY,
-    "put_config": PUT_CONFIG,
-    "publish_model": PUBLISH_MODEL,
-    "rollback": ROLLBACK,
-    "renew_lease": RENEW_LEASE,
-    "release_lease": RELEASE_LEASE,
-}
 
 # One script call: the script's name, its KEYS and its ARGV.
 Call = tuple[str, Sequence[Any], Sequence[Any]]
@@ -438,7 +53,7 @@ class Scripts:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in _SOURCES.items()}
+        self.sha = _SHA  # every registered script (the rooms register theirs on import)
 
     def load(self) -> None:
         for src in _SOURCES.values():

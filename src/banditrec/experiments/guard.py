@@ -167,7 +167,7 @@ class Supervisor:
                     return current
                 return current.model_copy(update={"mode": "online"})
 
-            self.log.update_config(app, online)
+            self.log.configs.update(app, online)
             self.record(app, "promotion", message, **found)
         return found
 
@@ -188,7 +188,7 @@ class Supervisor:
     def check(self, app: str, now: float | None = None) -> dict[str, Any] | None:
         """Run the SRM check and the guardrail on `app`, and the promotion of an apprentice;
         the experiment's new state (None: no experiment)."""
-        config = self.log.get_config(app)
+        config = self.log.configs.get(app)
         if config is None:
             return None
         rule = config.promotion
@@ -222,7 +222,7 @@ class Supervisor:
         tripped = _tripped(exp, window)
         if tripped is not None:
             arm, message = tripped
-            self.log.update_config(app, lambda current: _shift_to_default(current, arm))
+            self.log.configs.update(app, lambda current: _shift_to_default(current, arm))
             self.record(app, "guardrail", message, arm=arm)
         self.log.client.set(state_key(app), orjson.dumps(state))
         return state

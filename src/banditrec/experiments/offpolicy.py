@@ -67,7 +67,7 @@ def arm_estimates(log: EventLog, app: str, config: AppConfig, window: int) -> di
         return None
     shares = _shares(config)
     engine = DecisionEngine(config.model_copy(update={"mode": "online"}))
-    latest = log.latest_model(app)
+    latest = log.models.latest(app)
     if latest is not None:
         engine.load_models({**engine.model_bytes(), **latest.models}, latest.version)
     rewards, actions, served_by, mixture = [], [], [], []

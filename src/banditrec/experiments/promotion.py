@@ -36,7 +36,7 @@ def counterfactual(
     (single-slot apps; None when there is no model yet)."""
     from ..decision.engine import DecisionEngine  # the engine imports this package's assignment
 
-    latest = log.latest_model(app)
+    latest = log.models.latest(app)
     if latest is None or config.slots is not None:
         return None
     engine = DecisionEngine(config.model_copy(update={"mode": "online", "experiment": None}))

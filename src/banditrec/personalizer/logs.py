@@ -234,8 +234,10 @@ def load_joined(
 ) -> int:
     """Append records to the app's joined stream as its join would (header + record), so the
     app's learner learns them and `banditrec export` includes them. Returns how many."""
-    if log.get_config(app) is None:
-        raise ValueError(f"no app {app!r} in Redis (apps: {', '.join(log.list_apps()) or 'none'})")
+    if log.configs.get(app) is None:
+        raise ValueError(
+            f"no app {app!r} in Redis (apps: {', '.join(log.configs.list_apps()) or 'none'})"
+        )
     key = AppKeys(app).joined
     n = 0
     pipe = log.client.pipeline(transaction=False)

@@ -96,12 +96,12 @@ def erase_spool(log: EventLog, pseudonyms: list[str]) -> int:
     Each segment is rewritten in place (its writer appends with O_APPEND, so what it writes
     next lands after the kept lines), holding this process's spool lock; works with Redis
     unreachable."""
-    if log.spool is None:
+    if log.outage.spool is None:
         return 0
     needles = [p.encode() for p in pseudonyms]
     n = 0
     with getattr(log, "_spool_lock", nullcontext()):
-        for segment in sorted(log.spool.root.rglob("*.jsonl")):
+        for segment in sorted(log.outage.spool.root.rglob("*.jsonl")):
             with open(segment, "r+b") as f:
                 lines = f.read().splitlines(keepends=True)
                 kept = [line for line in lines if not _holds(line, needles)]

@@ -17,5 +17,5 @@ def apply_retention(log: EventLog, config: AppConfig) -> tuple[int, float]:
     """Store the config's retention as the app's trimming rules; returns (events, seconds) in force."""
     r = config.privacy.retention
     max_age_s = None if r.max_age_days is None else r.max_age_days * DAY_S
-    log.set_retention(config.name, max_len=r.max_events, max_age_s=max_age_s)
+    log.configs.set_retention(config.name, max_len=r.max_events, max_age_s=max_age_s)
     return log.configs.retention(config.name)

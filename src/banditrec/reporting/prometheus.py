@@ -30,7 +30,6 @@ from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.registry import Collector
 
 from ..eventlog import AppKeys, EventLog
-from ..serving.online import lags
 from .store import ReportStore
 
 METRICS_KEY = "br:metrics"  # hash: [family, sample, labels] as JSON -> value summed over replicas
@@ -158,9 +157,9 @@ class _FromRedis(Collector):
                     metric.add_sample(
                         metric.name + "_total", {"app": app, "arm": arm}, sums.get(key, 0.0)
                     )
-            lag = lags(log, app, now=now)
+            lag = log.joined.lags(app, now=now)
             values: dict[str, Any] = {
-                "model_version": log.model_version(app),
+                "model_version": log.models.version(app),
                 "pending_events": lag.pending,
                 "join_lag_seconds": lag.join_lag_s,
                 "learner_lag_events": lag.learner_lag_events,

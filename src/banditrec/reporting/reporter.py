@@ -21,7 +21,6 @@ from typing import Any
 
 from ..eventlog import AppKeys, EventLog
 from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
-from ..serving.online import lags
 from .buckets import Delta
 from .store import ReportStore
 
@@ -49,7 +48,7 @@ class Reporter:
                 delta.add_entry(entry)
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # never blocks the rest
                 log.warning("app %s: joined entry %s not counted: %r", app, entry[0], exc)
-        lag = lags(self.log, app, now=now)
+        lag = self.log.joined.lags(app, now=now)
         delta.add_lags(now, lag.join_lag_s, lag.learner_lag_events)
         new = entries[-1][0].decode() if entries else None
         if not self.store.apply(app, delta, expected, new):
@@ -85,7 +84,7 @@ class ReportingPool:
         self._thread.join(timeout=10)
 
     def run_once(self) -> dict[str, int]:
-        names = set(self.log.list_apps())
+        names = set(self.log.configs.list_apps())
         for app in self._reporters.keys() - names:
             del self._reporters[app]
         counted: dict[str, Any] = {}

@@ -127,14 +127,14 @@ def seed_apps(log: EventLog, settings: ServiceSettings, *, keep_live: bool = Fal
     names written. Unchanged configs are not rewritten, so replicas do not reload them."""
     written = []
     for config in settings.apps:
-        current = log.get_config(config.name)
+        current = log.configs.get(config.name)
         if current == config or (keep_live and current is not None):
             continue
         problems = config_problems(config)  # nothing stored that no replica could build
         if problems:
             detail = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
             raise ValueError(f"app {config.name!r}: {detail}")
-        log.put_config(config)
+        log.configs.put(config)
         apply_retention(log, config)
         written.append(config.name)
     return written

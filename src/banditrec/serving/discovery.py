@@ -61,7 +61,7 @@ def run_discovery(log: EventLog, app: str, config: AppConfig, request: Discovery
     start, end = _moment(request.since, "since"), _moment(request.until, "until")
     first = stream_id_at(start) if start is not None else "-"
     last = f"({stream_id_at(end)}" if end is not None else "+"
-    records = deque((r for _, r in log.iter_joined(app, first, last)), maxlen=request.limit)
+    records = deque((r for _, r in log.joined.records(app, first, last)), maxlen=request.limit)
     if len(records) < 10:
         raise ApiError(
             422,

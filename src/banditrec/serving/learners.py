@@ -42,7 +42,7 @@ class LearnerPool:
         self._workers.clear()
 
     def _discover(self) -> None:
-        names = set(self.log.list_apps())
+        names = set(self.log.configs.list_apps())
         options = self.options.model_dump(exclude={"discover_interval_s"})
         for app in names - self._workers.keys():
             try:  # each app on its own: one that cannot start leaves the others learning

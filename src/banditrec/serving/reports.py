@@ -81,10 +81,10 @@ def install_reports(api: FastAPI, service: DecisionService) -> None:
                     "estimates": state.get("estimates"),
                     "events": supervisor.events(app),
                 }
-            report["model_version"] = service.log.model_version(app)
+            report["model_version"] = service.log.models.version(app)
             report["models"] = [
                 {"version": m.version, "n_learned": m.n_learned, "created_at": m.created_at}
-                for m in service.log.list_models(app)
+                for m in service.log.models.list(app)
             ]
         return out
 

@@ -34,7 +34,6 @@ from ..eventlog.errors import (
     EventLogUnavailable,
     UnknownAppError,
 )
-from ..learner import ModelWatcher
 from ..privacy.keys import PseudonymKeys
 from ..privacy.retention import apply_retention
 from ..reporting.prometheus import ClusterMetrics
@@ -44,10 +43,10 @@ from .auth import KeyRing, read_keys_file
 from .decisions import decision_from_records, top_probability
 from .errors import ApiError, invalid
 from .metrics import ServiceMetrics
-from .online import lags, online_reward
 from .patch import ROLLBACK_FIELD, patched_config
 from .settings import HttpLimits, ServiceSettings
 from .slates import decide_slate
+from .watcher import ModelWatcher
 from .writer import DecisionWriter
 
 log = logging.getLogger("banditrec.serving")
@@ -129,7 +128,7 @@ class DecisionService:
         self._discover_apps()
         self._last_refresh_ok = time.monotonic()
         self._changes = log.changes()
-        self.writer = DecisionWriter(log.log_decisions)
+        self.writer = DecisionWriter(log.decisions)
         # Rewards, activations and admin calls wait on Redis in threads of their own: in the
         # event loop's default pool they would queue behind whatever else the replica's
         # framework runs there.
@@ -161,7 +160,7 @@ class DecisionService:
 
     def _load_app(self, app: str) -> AppRuntime | None:
         try:
-            config = self.log.get_config(app)
+            config = self.log.configs.get(app)
             if config is None:
                 return None
             engine = DecisionEngine(config)
@@ -183,7 +182,7 @@ class DecisionService:
             engine.set_pseudonymizer(current)
 
     def _discover_apps(self) -> None:
-        names = set(self.log.list_apps())
+        names = set(self.log.configs.list_apps())
         apps = {a: rt for a, rt in self._apps.items() if a in names}
         for app in names - apps.keys():
             rt = self._load_app(app)
@@ -228,7 +227,7 @@ class DecisionService:
         now = time.time()
         for app, rt in self._apps.items():
             m.model_version.labels(app).set(rt.engine.model_version)
-            lag = lags(self.log, app, now=now)
+            lag = self.log.joined.lags(app, now=now)
             m.join_lag.labels(app).set(lag.join_lag_s)
             m.learner_lag.labels(app).set(lag.learner_lag_events)
             m.learner_lag_seconds.labels(app).set(lag.learner_lag_s)
@@ -271,13 +270,13 @@ class DecisionService:
     def ready(self) -> bool:
         """Can decide: apps loaded, and their decisions can be logged (Redis answers, or the
         spool takes them while it does not)."""
-        return bool(self._apps) and (self._event_log_answers() or self.log.spool is not None)
+        return bool(self._apps) and (self._event_log_answers() or self.log.outage.spool is not None)
 
     def health(self) -> dict[str, Any]:
         """`ok`, or `degraded` with why: for the whole replica (`spooling`: decisions wait
         in the spool; `event_log_unreachable`) and per app (`AppRuntime.degraded`)."""
         reasons = []
-        if self.log.spooling:
+        if self.log.outage.spooling:
             reasons.append("spooling")
         if not self._event_log_answers():
             reasons.append("event_log_unreachable")
@@ -413,7 +412,7 @@ class DecisionService:
                 rewards = _REWARDS.validate_python(items)
         except ValidationError as exc:
             raise invalid(exc, () if single else ("rewards",)) from None
-        outcomes = await self._call(self.log.add_rewards, app, rewards)
+        outcomes = await self._call(self.log.rewards.add_rewards, app, rewards)
         for outcome in outcomes:
             self.metrics.rewards.labels(app, str(outcome)).inc()
         results = [
@@ -424,7 +423,7 @@ class DecisionService:
 
     async def activate(self, app: str, event_id: str) -> dict[str, Any]:
         self.runtime(app)
-        if not await self._call(self.log.activate, app, event_id):
+        if not await self._call(self.log.rewards.activate, app, event_id):
             raise ApiError(
                 404,
                 "unknown event",
@@ -452,13 +451,13 @@ class DecisionService:
 
     def _info(self, app: str) -> dict[str, Any]:
         rt = self.runtime(app)
-        config = self.log.get_config(app) or rt.engine.config
-        models = self.log.list_models(app)
+        config = self.log.configs.get(app) or rt.engine.config
+        models = self.log.models.list(app)
         return {
             "name": app,
             "config": config.model_dump(mode="json", by_alias=True),
-            "config_version": self.log.config_version(app),
-            "model_version": self.log.model_version(app),
+            "config_version": self.log.configs.version(app),
+            "model_version": self.log.models.version(app),
             "served_model_version": rt.engine.model_version,
             # None, or why the stored config is not the one this replica serves
             "config_error": rt.watcher.config_error,
@@ -466,8 +465,8 @@ class DecisionService:
                 {"version": m.version, "n_learned": m.n_learned, "created_at": m.created_at}
                 for m in models
             ],
-            "counters": self.log.stats(app),
-            "online_reward": online_reward(self.log, app),
+            "counters": self.log.joined.stats(app),
+            "online_reward": self.log.joined.online_reward(app),
             "health": self.app_health(app),
         }
 
@@ -507,17 +506,17 @@ class DecisionService:
                 [{"loc": ROLLBACK_FIELD, "msg": "a model version: an integer ≥ 1"}],
             )
         if patch:  # a compare-and-set: concurrent PATCHes of different fields both hold
-            config = self.log.update_config(app, lambda current: patched_config(current, patch))
+            config = self.log.configs.update(app, lambda current: patched_config(current, patch))
             if "privacy" in patch:
                 apply_retention(self.log, config)
-            detail = {"patch": patch, "config_version": self.log.config_version(app)}
+            detail = {"patch": patch, "config_version": self.log.configs.version(app)}
             record_action(self.log.client, app, "config_change", actor, detail)
         if rollback is not None:
-            known = {m.version for m in self.log.list_models(app)}
+            known = {m.version for m in self.log.models.list(app)}
             if rollback not in known:
                 msg = f"model version {rollback} is not kept; kept: {sorted(known)}"
                 raise ApiError(422, "invalid request", [{"loc": ROLLBACK_FIELD, "msg": msg}])
-            self.log.rollback(app, rollback)
+            self.log.models.rollback(app, rollback)
             record_action(self.log.client, app, "rollback", actor, {"version": rollback})
         rt.watcher.poll()  # live on this replica before the answer; others within a poll
         return self._info(app)

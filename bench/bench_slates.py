@@ -168,7 +168,8 @@ def ope(n_slates: int) -> None:
     took, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"slate OPE, {n_slates:,} slates of {POSITIONS}: cascade IPS + cascade DR with normal "
-        f"intervals in {took:.2f} s wall, {cpu:.2f} s CPU (IPS {ips.estimate.value:.3f}, DR {dr.estimate.value:.3f})"
+        f"intervals in {took:.2f} s wall, {cpu:.2f} s CPU (IPS {ips.estimate.value:.3f}, DR "
+        f"{dr.estimate.value:.3f}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
 
 

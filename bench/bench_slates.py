@@ -219,6 +219,21 @@ def http(args: argparse.Namespace) -> None:
     print(
         f"  slate / single throughput: {slate / single:.2f} (a slate costs {single / slate:.2f}×)"
     )
+    logged = logged_bytes(DecisionEngine.from_config({"name": "one", "policy": policy}), body)
+    print(
+        f"  logged per request (DSJson records before the answer): single decision "
+        f"{logged[0] / 1e3:,.0f} kB in 1 record, slate {logged[1] / 1e3:,.0f} kB in {POSITIONS}"
+    )
+
+
+def logged_bytes(engine: DecisionEngine, body: dict) -> tuple[int, int]:
+    """Bytes of the records a single decision and a slate log (as the service serializes)."""
+    single = engine.decide_logged(DecisionRequest(event_id="b", **body), serialized_features=True)
+    slate = engine.decide_slate_logged(
+        SlateRequest(event_id="b", positions=POSITIONS, **body), serialized_features=True
+    )
+    one, many = (sum(len(orjson.dumps(r)) for r in records) for _, records in (single, slate))
+    return one, many
 
 
 def main() -> None:

@@ -1,13 +1,22 @@
 """Slates: in-process decide against a single decision, VW's CCB against its slates reduction,
-and slate OPE on a million logged slates.
+and slate OPE on a million logged slates; with --http, slate decisions against single
+decisions over HTTP instead.
 
     python bench/bench_slates.py [--n 300] [--ope-slates 1000000]
+    python bench/bench_slates.py --http [--duration 10] [--rounds 2] [--connections 16]
 
 Figures (issue: ranked lists): a slate of 10 from 100 candidates with 20 features each
 decided in-process in ≤ 3× the time of a single decision over the same 100 candidates
 (same run, same trained models); slate OPE on 1M logged slates of 10 in ≤ 3 s for IPS + DR
 with normal intervals. The VW comparison times VW alone (parse + predict of prepared JSON)
 for one cb_explore_adf decision, one ccb_explore_adf slate and one `slates` slate.
+
+--http: the service as `banditrec serve` runs it (its own Ray with 2 CPUs, an embedded
+Redis, the HAProxy ingress, every decision logged before the answer) serving two `vw`
+apps, one answering single decisions and one slates of 10, each request offering the same
+100 candidates × 20 features; rounds alternate between the two (bench_serve.py's load
+generator: wrk when installed) and the figures are decisions/s (a slate is one decision),
+p50 and p99 latency of each, and the slate-to-single throughput ratio.
 """
 
 from __future__ import annotations
@@ -159,15 +168,87 @@ def ope(n_slates: int) -> None:
     took, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"slate OPE, {n_slates:,} slates of {POSITIONS}: cascade IPS + cascade DR with normal "
-        f"intervals in {took:.2f} s wall, {cpu:.2f} s CPU (IPS {ips.estimate.value:.3f}, DR {dr.estimate.value:.3f})"
+        f"intervals in {took:.2f} s wall, {cpu:.2f} s CPU (IPS {ips.estimate.value:.3f}, DR "
+        f"{dr.estimate.value:.3f}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+
+
+def http(args: argparse.Namespace) -> None:
+    from _service import bench_options
+    from banditrec.serving.runner import LocalService
+    from banditrec.serving.settings import ServiceSettings
+    from bench_serve import load
+
+    policy = {"kind": "vw", "explorer": {"type": "epsilon", "epsilon": 0.05}}
+    apps = [{"name": n, "policy": policy, "reward": {"wait_seconds": 30}} for n in ("one", "slate")]
+    options = bench_options(ServiceSettings.model_validate({"apps": apps}), "bench-slates-", 1)
+    rng = np.random.default_rng(3)
+    body = {"context": context(rng), "actions": candidates(rng)}
+    kinds = {
+        "single decision": ("one/decisions", orjson.dumps(body)),
+        f"slate of {POSITIONS}": ("slate/slates", orjson.dumps(body | {"positions": POSITIONS})),
+    }
+    runs: dict[str, list[dict]] = {name: [] for name in kinds}
+    headers = {"Content-Type": "application/json"}
+    load_average = [os.getloadavg()[0]]
+    with LocalService(options) as service:
+        urls = {name: f"{service.url}/v1/apps/{route}" for name, (route, _) in kinds.items()}
+        for name, (_, payload) in kinds.items():  # warm-up: connections, models, caches
+            load(urls[name], payload, headers, args.connections, 2, args.loader)
+        for _ in range(args.rounds):  # alternating, so drift in the machine's load hits both
+            for name, (_, payload) in kinds.items():
+                result = load(
+                    urls[name], payload, headers, args.connections, args.duration, args.loader
+                )
+                runs[name].append(result)
+                load_average.append(os.getloadavg()[0])
+    print(
+        f"HTTP (HAProxy ingress, 1 replica, logged to Redis), {N_CANDIDATES} candidates × "
+        f"{FEATURES} features, {args.connections} connections, {args.rounds} alternating rounds "
+        f"of {args.duration:g} s, loader {runs['single decision'][0]['loader']}; load average "
+        f"{min(load_average):.1f}–{max(load_average):.1f} on {os.cpu_count()} cores"
+    )
+    print(f"  {'':18s} {'decisions/s':>11s} {'p50 ms':>7s} {'p99 ms':>7s} {'errors':>6s}")
+    mean = {name: float(np.mean([r["rps"] for r in rs])) for name, rs in runs.items()}
+    for name, rs in runs.items():
+        print(
+            f"  {name:18s} {mean[name]:11.0f} {np.mean([r['p50_ms'] for r in rs]):7.1f} "
+            f"{np.mean([r['p99_ms'] for r in rs]):7.1f} {sum(r['errors'] for r in rs):6d}"
+        )
+    single, slate = mean.values()
+    print(
+        f"  slate / single throughput: {slate / single:.2f} (a slate costs {single / slate:.2f}×)"
+    )
+    logged = logged_bytes(DecisionEngine.from_config({"name": "one", "policy": policy}), body)
+    print(
+        f"  logged per request (DSJson records before the answer): single decision "
+        f"{logged[0] / 1e3:,.0f} kB in 1 record, slate {logged[1] / 1e3:,.0f} kB in {POSITIONS}"
+    )
+
+
+def logged_bytes(engine: DecisionEngine, body: dict) -> tuple[int, int]:
+    """Bytes of the records a single decision and a slate log (as the service serializes)."""
+    single = engine.decide_logged(DecisionRequest(event_id="b", **body), serialized_features=True)
+    slate = engine.decide_slate_logged(
+        SlateRequest(event_id="b", positions=POSITIONS, **body), serialized_features=True
+    )
+    one, many = (sum(len(orjson.dumps(r)) for r in records) for _, records in (single, slate))
+    return one, many
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--ope-slates", type=int, default=1_000_000)
+    ap.add_argument("--http", action="store_true", help="slates vs single decisions over HTTP")
+    ap.add_argument("--duration", type=float, default=10.0, help="--http: seconds per run")
+    ap.add_argument("--rounds", type=int, default=2, help="--http: alternating rounds")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     args = ap.parse_args()
+    if args.http:
+        http(args)
+        return
     vw_reductions(args.n)
     decide_ratio(args.n)
     ope(args.ope_slates)

@@ -3,9 +3,10 @@ protocol (bench/bench_obd.py runs it in full, side by side with obp's own estima
 
 obp's examples/obd README reports, over 30 bootstrap runs with its logistic reward model,
 relative errors of DM 0.157 and DR 0.292; over the 30 runs banditrec's own reward model
-gives DM 0.152, DR 0.314, Switch-DR 0.148, DR-OS 0.149 (BENCHMARKS.md). Over the first 10
-runs used here it gives DM 0.18, DR 0.30, Switch-DR 0.19, DR-OS 0.18; this test holds that
-level.
+(one model per position here) gives DM 0.133, DR 0.297, Switch-DR 0.125, DR-OS 0.129
+(BENCHMARKS.md: DR's 0.005 above the bar is within what the cross-fitting split alone
+moves it, for obp's model as for banditrec's). Over the first 10 runs used here it gives
+DM 0.16, DR 0.30, Switch-DR 0.16, DR-OS 0.16; this test holds that level.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 pytest.importorskip("obp")
 
 OBP_PUBLISHED = {"dm": 0.156876, "dr": 0.292464}
-BOUND = {"dm": 0.2, "dr": 0.32, "switch_dr": 0.2, "dr_os": 0.2}
+BOUND = {"dm": 0.17, "dr": 0.31, "switch_dr": 0.17, "dr_os": 0.17}
 RUNS = 10
 
 
@@ -46,9 +47,10 @@ def test_model_based_estimates_stay_near_obps_published_errors(protocol):
     runs = [bench.banditrec_run(p, run) for run in range(RUNS)]
     mean = {m: float(np.mean([errors[m] for errors, *_ in runs])) for m in BOUND}
     assert all(mean[m] <= BOUND[m] for m in BOUND), mean
-    assert mean["dr_os"] < OBP_PUBLISHED["dm"] + 0.05 and mean["dr"] < OBP_PUBLISHED["dr"] + 0.03
+    assert mean["dr_os"] < OBP_PUBLISHED["dm"] + 0.01 and mean["dr"] < OBP_PUBLISHED["dr"] + 0.02
     # every estimate comes with its report; here the log supports the target well
     _, data, ope, fit = runs[-1]
+    assert fit.features == "context + action id, one model per slot"  # positions differ
     report = bench.quality_report(ope, data)
     assert report.n == data.n and report.gap_actions == [] and report.trustworthy
     assert fit.calibration(data).ece < data.reward.mean()

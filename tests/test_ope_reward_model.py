@@ -66,3 +66,31 @@ def test_reward_model_options_are_checked(channel_log):
         cross_fit(channel_log, n_folds=1)
     with pytest.raises(ValueError, match="no dense context"):
         cross_fit(channel_log, features="context")
+
+
+def test_positions_where_actions_do_differently_get_one_model_each():
+    """Item a is clicked at position a % 3 far more than elsewhere: a model shared by the
+    positions (a rate per position, an offset per item) cannot say so, one per position can."""
+    from banditrec.replay import from_obp
+
+    rng = np.random.default_rng(7)  # not cross_fit's seed: its folds would follow the actions
+    n, n_actions = 6000, 20
+    action = rng.integers(0, n_actions, n)
+    position = rng.integers(0, 3, n)
+    rate = np.where(action % 3 == position, 0.3, 0.02)
+    feedback = {
+        "n_actions": n_actions,
+        "action": action,
+        "position": position,
+        "reward": (rng.random(n) < rate).astype(float),
+        "pscore": np.full(n, 1 / n_actions),
+        "context": rng.normal(size=(n, 5)),
+    }
+    data = from_obp(feedback)
+    fit = cross_fit(data, seed=0)
+    assert fit.features == "context + action id, one model per slot"
+    q = fit.q_hat[np.arange(n), data.action]
+    good = action % 3 == position
+    assert q[good].mean() > 0.2 and q[~good].mean() < 0.06
+    single = cross_fit(from_obp({**feedback, "position": None}), seed=0)
+    assert single.features == "context + action id"

@@ -7,8 +7,9 @@ its own training rows looks better than it is, which biases DM and the DR correc
 Features: the log's dense context (simulators, imported logs), one model per action id
 when every action id has enough data for its own (`EVENTS_PER_WEIGHT`), else one shared
 model on the context and the one-hot action id (rare rewards over many actions: a model per
-action would see a click or two each); otherwise the same hashed features the numpy
-policies use (`FeatureSet.hashed(dim)`: action features and
+action would see a click or two each; on a multi-slot log, one such model per slot or one
+shared by the slots, whichever predicts the held-out rewards better); otherwise the same
+hashed features the numpy policies use (`FeatureSet.hashed(dim)`: action features and
 context × action crosses) with one shared model. Rows whose inputs are identical share one
 featurization. Models: ridge (closed form, numpy), logistic (scikit-learn; binary rewards),
 or the per-action mean reward (no features: a fast baseline). Every model has an intercept
@@ -225,31 +226,73 @@ def _enough_per_action(context: np.ndarray, data: LoggedBandit, kind: str) -> bo
     return bool((rows[logged] >= EVENTS_PER_WEIGHT * (context.shape[1] + 1)).all())
 
 
-def _shared_dense_model(
-    context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
+def _dense_model(
+    context: np.ndarray,
+    index: np.ndarray,
+    chosen: np.ndarray,
+    reward: np.ndarray,
+    folds: np.ndarray,
+    spec: tuple[int, int, str, float],
 ) -> np.ndarray:
-    """One model per fold on [context, one-hot slot, one-hot action id] plus a free intercept:
-    every action shares the context's (and the position's) effect and the pooled rate, and
-    has its own (shrunk) offset."""
-    _, index = data.action_vocabulary()
-    n_ids = int(index.max()) + 1
-    chosen = index[np.arange(data.n), data.action]
-    if data.slot is not None and len(data.slot_names) > 1:  # positions differ in rate
-        context = np.column_stack([context, np.eye(len(data.slot_names))[data.slot][:, 1:]])
+    """One model per fold on [context, one-hot action id] plus a free intercept: every
+    action shares the context's effect and the pooled rate, and has its own (shrunk)
+    offset. `index` (rows, K) are the offered actions' ids (−1 on padding), `chosen` the
+    logged one's; `spec` = (number of ids, folds, kind, l2)."""
+    n_ids, n_folds, kind, l2 = spec
     d = context.shape[1]
-    x = np.zeros((data.n, d + n_ids))
+    x = np.zeros((context.shape[0], d + n_ids))
     x[:, :d] = context
-    x[np.arange(data.n), d + chosen] = 1.0
-    q = np.zeros((data.n, data.n_actions))
+    x[np.arange(context.shape[0]), d + chosen] = 1.0
+    q = np.zeros(index.shape)
     safe = np.maximum(index, 0)
     for f in range(n_folds):
         train, test = folds != f, folds == f
-        prior = float(data.reward[train].mean()) if train.any() else 0.0
-        theta, logistic = _fit(_with_intercept(x[train]), data.reward[train], kind, l2, prior)
+        prior = float(reward[train].mean()) if train.any() else 0.0
+        theta, logistic = _fit(_with_intercept(x[train]), reward[train], kind, l2, prior)
         base = context[test] @ theta[:d] + theta[-1]
         linear = base[:, None] + theta[d:-1][safe[test]]
         q[test] = 1.0 / (1.0 + np.exp(-linear)) if logistic else linear
     return q
+
+
+def _loss(q: np.ndarray, reward: np.ndarray, kind: str) -> float:
+    """Held-out loss of cross-fitted predictions of the logged actions: log loss for a
+    logistic model, squared error otherwise."""
+    if kind != "logistic":
+        return float(np.mean((reward - q) ** 2))
+    p = np.clip(q, 1e-12, 1.0 - 1e-12)
+    return float(-np.mean(reward * np.log(p) + (1.0 - reward) * np.log1p(-p)))
+
+
+def _shared_dense_model(
+    context: np.ndarray, data: LoggedBandit, folds: np.ndarray, n_folds: int, kind: str, l2: float
+) -> tuple[np.ndarray, str]:
+    """q̂ from `_dense_model`, and which features it used. A multi-slot log (positions of
+    a list, slots of a page) gets both a model shared by the slots, with a one-hot slot
+    among its features (slots differ in rate only), and one model per slot (slots differ
+    in how each action does there, as positions of a ranked list do, obp's
+    `RegressionModel`); the one whose cross-fitted predictions of the logged actions have
+    the lower held-out loss is kept."""
+    _, index = data.action_vocabulary()
+    chosen = index[np.arange(data.n), data.action]
+    spec = (int(index.max()) + 1, n_folds, kind, l2)
+    if not data.is_multislot:
+        return _dense_model(context, index, chosen, data.reward, folds, spec), "context + action id"
+    assert data.slot is not None
+    one_hot = np.eye(len(data.slot_names))[data.slot][:, 1:]
+    shared = _dense_model(
+        np.column_stack([context, one_hot]), index, chosen, data.reward, folds, spec
+    )
+    per_slot = np.zeros_like(shared)
+    for s in np.unique(data.slot):
+        rows = data.slot == s
+        per_slot[rows] = _dense_model(
+            context[rows], index[rows], chosen[rows], data.reward[rows], folds[rows], spec
+        )
+    logged = (np.arange(data.n), data.action)
+    if _loss(per_slot[logged], data.reward, kind) < _loss(shared[logged], data.reward, kind):
+        return per_slot, "context + action id, one model per slot"
+    return shared, "context + slot + action id"
 
 
 def _per_action_model(
@@ -339,8 +382,7 @@ def cross_fit(
         context = np.zeros((data.n, 0)) if data.context is None else np.asarray(data.context, float)
         featurized = time.perf_counter()
         if kind != "action_mean" and not _enough_per_action(context, data, kind):
-            q = _shared_dense_model(context, data, folds, n_folds, kind, l2)
-            features = "context + action id"
+            q, features = _shared_dense_model(context, data, folds, n_folds, kind, l2)
         else:
             q = _per_action_model(context, data, folds, n_folds, kind, l2)
     low, high = float(data.reward.min()), float(data.reward.max())

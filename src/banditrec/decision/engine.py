@@ -322,7 +322,10 @@ class DecisionEngine:
     # --- slates (slates/): k of N candidates ranked, one draw per position ------------
 
     def decide_slate(self, request: SlateRequest) -> SlateDecision:
-        return self.decide_slate_logged(request)[0]
+        served, choices = self._draw_slate(request)
+        return slate_ops.slate_decision(
+            request.event_id, choices, served.version, served.config.mode
+        )
 
     def decide_slate_logged(
         self,
@@ -332,12 +335,8 @@ class DecisionEngine:
         serialized_features: bool = False,
     ) -> tuple[SlateDecision, list[dict[str, Any]]]:
         """The slate and its log records, one per position (slot "1" … "k")."""
-        served = self._served
+        served, choices = self._draw_slate(request)
         cfg = served.config
-        if cfg.slots is not None:
-            raise UnknownSlotError(None, [s.name for s in cfg.slots])
-        policy = served.policies[None] if cfg.mode == "online" else _DEFAULT_ACTION
-        choices = slate_ops.draw_slate(cfg, policy, request)
         records = slate_ops.position_records(
             cfg,
             request,
@@ -349,6 +348,14 @@ class DecisionEngine:
         )
         decision = slate_ops.slate_decision(request.event_id, choices, served.version, cfg.mode)
         return decision, records
+
+    def _draw_slate(self, request: SlateRequest) -> tuple[_Served, list[slate_ops.PositionChoice]]:
+        served = self._served
+        cfg = served.config
+        if cfg.slots is not None:
+            raise UnknownSlotError(None, [s.name for s in cfg.slots])
+        policy = served.policies[None] if cfg.mode == "online" else _DEFAULT_ACTION
+        return served, slate_ops.draw_slate(cfg, policy, request)
 
     # --- learning path ------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Scale-out: decisions/s of the service on a one-node vs a two-node Ray cluster.
+
+    python bench/bench_scaleout.py [--duration 10] [--connections 16] [--cpus-per-node 1]
+
+Each layout is a Ray cluster of its own started with `ray start` on this machine (a head,
+and for two nodes a worker, each with --cpus-per-node CPUs), the application deployed from
+the Serve config file with one ingress replica per node (`max_replicas_per_node: 1`), a
+3-master Redis Cluster behind, HAProxy on the head. Load: single decisions of the example
+`channel` app over HTTP at --connections connections (`wrk` when installed, else Python),
+after a warm-up. Printed: decisions/s, p50/p99 and errors per layout, and the ratio.
+
+On one machine the nodes share its cores: a second node adds capacity only if the first
+replica was not already using every core there is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
+from tests.plugins.ray_cluster import example_request
+from tests.plugins.ray_nodes import LocalRayCluster
+from tests.plugins.redis_cluster import redis_cluster
+
+from bench_serve import load
+from banditrec.eventlog.server import free_port
+from banditrec.serving.runner import wait_ready
+from banditrec.serving.settings import load_settings
+
+APP = "channel"
+
+
+def layout(nodes: int, args: argparse.Namespace, root: Path, redis_url: str) -> dict:
+    settings = load_settings(None)
+    settings.apps = [a for a in settings.apps if a.name == APP]
+    apps = root / f"apps-{nodes}.yaml"
+    apps.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    with LocalRayCluster() as cluster:
+        cluster.add_node("head", args.cpus_per_node, head=True)
+        for k in range(1, nodes):
+            cluster.add_node(f"worker{k}", args.cpus_per_node)
+        port = free_port()
+        config = cluster.serve_config(
+            root / f"serve-{nodes}.yaml",
+            port,
+            {"config": str(apps), "redis_url": redis_url, "open_access": True},
+            num_replicas=nodes,
+            max_replicas_per_node=1,
+        )
+        cluster.deploy(config)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, timeout_s=300)
+        body = json.dumps(example_request(APP, 1)).encode()
+        target = f"{url}/v1/apps/{APP}/decisions"
+        headers = {"Content-Type": "application/json"}
+        load(target, body, headers, args.connections, 3.0, args.loader)  # warm-up
+        return load(target, body, headers, args.connections, args.duration, args.loader)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--cpus-per-node", type=int, default=1)
+    parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
+    results = {}
+    with redis_cluster(root) as redis_url:
+        for nodes in (1, 2):
+            r = layout(nodes, args, root, redis_url)
+            results[nodes] = r
+            print(
+                f"{nodes} node(s), {nodes} replica(s): {r['rps']:.0f} decisions/s, "
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}",
+                flush=True,
+            )
+    print(f"two nodes / one node: {results[2]['rps'] / results[1]['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

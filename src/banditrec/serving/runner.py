@@ -24,7 +24,7 @@ import httpx
 
 from ..eventlog import EmbeddedRedis
 from ..eventlog.server import free_port
-from .deployment import APP_NAME, HAPROXY_ENV, deploy
+from .deployment import APP_NAME, HAPROXY_ENV, INGRESS_ENV, deploy
 from .guardian import clean_up, haproxy_pids, record_pid
 from .settings import ServiceSettings
 
@@ -44,6 +44,7 @@ class RunOptions:
     keep_live_configs: bool = False
     fast_ingress: bool = True  # False: Serve's default Python proxy (for comparison only)
     num_cpus: int | None = None
+    max_replicas_per_node: int | None = None  # on a cluster: spread the ingress replicas
     learner_options: dict[str, Any] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
 
@@ -167,11 +168,23 @@ class LocalService:
             open_access=o.open_access,
             spool_dir=str((o.data_dir / "spool").resolve()),
             learner_options=o.learner_options,
-            ingress_options={"num_replicas": o.replicas},
+            ingress_options=self._ingress_options(),
             keep_live_configs=o.keep_live_configs,
         )
         self.wait_ready()
         return self
+
+    def _ingress_options(self) -> dict[str, Any]:
+        o = self.options
+        options: dict[str, Any] = {"num_replicas": o.replicas}
+        if o.max_replicas_per_node is not None:
+            options["max_replicas_per_node"] = o.max_replicas_per_node
+        if self._started_ray:
+            # INGRESS_ENV is in the environment of the Ray started here (every worker has
+            # it): no runtime_env, so a replacement replica starts in one of Ray's idle
+            # workers instead of a new process made for that runtime_env.
+            options["ray_actor_options"] = {"num_cpus": 0.5}
+        return options
 
     def _start_ray(self) -> None:
         import ray
@@ -190,6 +203,7 @@ class LocalService:
             # A replica behind HAProxy stays up 30 s after it is told to stop, so that load
             # balancers of a cluster deregister it; here HAProxy is the only one to tell.
             os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+            os.environ.update(INGRESS_ENV)
         if not ray.is_initialized():
             ray.init(
                 address=o.address,

@@ -7,7 +7,8 @@ and for two nodes a worker, each with --cpus-per-node CPUs), the application dep
 the Serve config file with one ingress replica per node (`max_replicas_per_node: 1`), a
 3-master Redis Cluster behind, HAProxy on the head. Load: single decisions of the example
 `channel` app over HTTP at --connections connections (`wrk` when installed, else Python),
-after a warm-up. Printed: decisions/s, p50/p99 and errors per layout, and the ratio.
+after a warm-up. Printed: decisions/s, p50/p99 and errors per layout, and the ratio; also
+one node with the CPUs and replicas of both, for reference.
 
 On one machine the nodes share its cores: a second node adds capacity only if the first
 replica was not already using every core there is.
@@ -37,22 +38,24 @@ from banditrec.serving.settings import load_settings
 APP = "channel"
 
 
-def layout(nodes: int, args: argparse.Namespace, root: Path, redis_url: str) -> dict:
+def layout(
+    nodes: int, cpus: int, replicas: int, args: argparse.Namespace, root: Path, redis_url: str
+) -> dict:
     settings = load_settings(None)
     settings.apps = [a for a in settings.apps if a.name == APP]
     apps = root / f"apps-{nodes}.yaml"
     apps.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
     with LocalRayCluster() as cluster:
-        cluster.add_node("head", args.cpus_per_node, head=True)
+        cluster.add_node("head", cpus, head=True)
         for k in range(1, nodes):
-            cluster.add_node(f"worker{k}", args.cpus_per_node)
+            cluster.add_node(f"worker{k}", cpus)
         port = free_port()
         config = cluster.serve_config(
             root / f"serve-{nodes}.yaml",
             port,
             {"config": str(apps), "redis_url": redis_url, "open_access": True},
-            num_replicas=nodes,
-            max_replicas_per_node=1,
+            num_replicas=replicas,
+            max_replicas_per_node=-(-replicas // nodes),
         )
         cluster.deploy(config)
         url = f"http://127.0.0.1:{port}"
@@ -72,17 +75,22 @@ def main() -> None:
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
-    results = {}
+    c = args.cpus_per_node
+    # (nodes, CPUs per node, ingress replicas): one node, two nodes, and for reference one
+    # node with the CPUs and replicas of both (what the second node adds is a replica).
+    layouts = [(1, c, 1), (2, c, 2), (1, 2 * c, 2)]
+    results = []
     with redis_cluster(root) as redis_url:
-        for nodes in (1, 2):
-            r = layout(nodes, args, root, redis_url)
-            results[nodes] = r
+        for nodes, cpus, replicas in layouts:
+            r = layout(nodes, cpus, replicas, args, root, redis_url)
+            results.append(r)
             print(
-                f"{nodes} node(s), {nodes} replica(s): {r['rps']:.0f} decisions/s, "
-                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}",
+                f"{nodes} node(s) x {cpus} CPU, {replicas} replica(s): {r['rps']:.0f} "
+                f"decisions/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                f"errors {r['errors']}",
                 flush=True,
             )
-    print(f"two nodes / one node: {results[2]['rps'] / results[1]['rps']:.2f}")
+    print(f"two nodes / one node: {results[1]['rps'] / results[0]['rps']:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import httpx
 
 from ..eventlog import EmbeddedRedis
 from ..eventlog.server import free_port
-from .deployment import APP_NAME, HAPROXY_ENV, INGRESS_ENV, deploy
+from .deployment import APP_NAME, HAPROXY_ENV, deploy
 from .guardian import clean_up, haproxy_pids, record_pid
 from .settings import ServiceSettings
 
@@ -179,11 +179,6 @@ class LocalService:
         options: dict[str, Any] = {"num_replicas": o.replicas}
         if o.max_replicas_per_node is not None:
             options["max_replicas_per_node"] = o.max_replicas_per_node
-        if self._started_ray:
-            # INGRESS_ENV is in the environment of the Ray started here (every worker has
-            # it): no runtime_env, so a replacement replica starts in one of Ray's idle
-            # workers instead of a new process made for that runtime_env.
-            options["ray_actor_options"] = {"num_cpus": 0.5}
         return options
 
     def _start_ray(self) -> None:
@@ -203,7 +198,6 @@ class LocalService:
             # A replica behind HAProxy stays up 30 s after it is told to stop, so that load
             # balancers of a cluster deregister it; here HAProxy is the only one to tell.
             os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
-            os.environ.update(INGRESS_ENV)
         if not ray.is_initialized():
             ray.init(
                 address=o.address,

@@ -1,6 +1,6 @@
 """Scale-out: decisions/s of the service on a one-node vs a two-node Ray cluster.
 
-    python bench/bench_scaleout.py [--duration 10] [--connections 16] [--cpus-per-node 1]
+    python bench/bench_scaleout.py [--duration 10] [--connections 16] [--cpus-per-node 1] [--rounds 2]
 
 Each layout is a Ray cluster of its own started with `ray start` on this machine (a head,
 and for two nodes a worker, each with --cpus-per-node CPUs), the application deployed from
@@ -30,10 +30,10 @@ from tests.plugins.ray_cluster import example_request
 from tests.plugins.ray_nodes import LocalRayCluster
 from tests.plugins.redis_cluster import redis_cluster
 
-from bench_serve import load
 from banditrec.eventlog.server import free_port
 from banditrec.serving.runner import wait_ready
 from banditrec.serving.settings import load_settings
+from bench_serve import load
 
 APP = "channel"
 
@@ -73,24 +73,27 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--cpus-per-node", type=int, default=1)
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--rounds", type=int, default=2, help="every other round in reverse")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
     c = args.cpus_per_node
     # (nodes, CPUs per node, ingress replicas): one node, two nodes, and for reference one
     # node with the CPUs and replicas of both (what the second node adds is a replica).
     layouts = [(1, c, 1), (2, c, 2), (1, 2 * c, 2)]
-    results = []
+    rps: dict[tuple[int, int, int], list[float]] = {lay: [] for lay in layouts}
     with redis_cluster(root) as redis_url:
-        for nodes, cpus, replicas in layouts:
-            r = layout(nodes, cpus, replicas, args, root, redis_url)
-            results.append(r)
-            print(
-                f"{nodes} node(s) x {cpus} CPU, {replicas} replica(s): {r['rps']:.0f} "
-                f"decisions/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-                f"errors {r['errors']}",
-                flush=True,
-            )
-    print(f"two nodes / one node: {results[1]['rps'] / results[0]['rps']:.2f}")
+        for k in range(args.rounds):
+            for nodes, cpus, replicas in layouts if k % 2 == 0 else layouts[::-1]:
+                r = layout(nodes, cpus, replicas, args, root, redis_url)
+                rps[nodes, cpus, replicas].append(r["rps"])
+                print(
+                    f"round {k + 1}: {nodes} node(s) x {cpus} CPU, {replicas} replica(s): "
+                    f"{r['rps']:.0f} decisions/s, p50 {r['p50_ms']:.1f} ms, "
+                    f"p99 {r['p99_ms']:.1f} ms, errors {r['errors']}",
+                    flush=True,
+                )
+    one, two = (sum(rps[lay]) / len(rps[lay]) for lay in layouts[:2])
+    print(f"mean decisions/s: one node {one:.0f}, two nodes {two:.0f}; ratio {two / one:.2f}")
 
 
 if __name__ == "__main__":

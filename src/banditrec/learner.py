@@ -107,7 +107,7 @@ class LearnerState:
 
 class Learner:
     def __init__(
-        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 2.0
+        self, event_log: EventLog, app: str, *, batch: int = 2000, lease_ttl_s: float = 4.0
     ) -> None:
         self.log = event_log
         self.app = app

@@ -106,11 +106,13 @@ class LocalRayCluster:
     def add_node(self, name: str, num_cpus: int, *, head: bool = False) -> None:
         """Start a node and wait until its `ray start` says it runs (a worker has then
         registered with the head). Ray gives a node 30 s to register; on a machine too
-        busy for that the start is tried again, three times in all."""
+        busy for that (or after 90 s without word) the start is tried again, three times
+        in all."""
         for attempt in range(3):
             self.start_node(name, num_cpus, head=head)
+            deadline = time.monotonic() + 90
             while "Ray runtime started" not in self.log(name):
-                if self.nodes[name].poll() is not None:
+                if self.nodes[name].poll() is not None or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
             else:

@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.plugins.redis_server",
+    "tests.plugins.redis_cluster",
     "tests.plugins.ray_cluster",
 ]

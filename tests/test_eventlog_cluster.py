@@ -2,62 +2,18 @@
 
 from __future__ import annotations
 
-import random
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import redis
 from redis.cluster import RedisCluster
 
 from banditrec.config import AppConfig, RewardConfig
 from banditrec.decision.engine import DecisionEngine
 from banditrec.decision.schema import Reward
-from banditrec.eventlog import EmbeddedRedis, EventLog, RewardOutcome, connect
+from banditrec.eventlog import EventLog, RewardOutcome, connect
 from banditrec.eventlog.export import export_joined
 from banditrec.learner import Learner
 from banditrec.serving.watcher import ModelWatcher
-from tests import polling
 from tests.plugins.redis_server import make_requests
-
-
-def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    while True:
-        port = random.randint(20000, 45000)
-        try:
-            for p in (port, port + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("cluster")
-    args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-    nodes = [
-        EmbeddedRedis(root / f"node{i}", cluster_port(), extra_args=args).start() for i in range(3)
-    ]
-    try:
-        clients = [redis.Redis(port=n.port) for n in nodes]
-        slots = [(0, 5460), (5461, 10922), (10923, 16383)]
-        for client, (first, last) in zip(clients, slots, strict=True):
-            client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
-        for client in clients[1:]:
-            client.execute_command("CLUSTER MEET", "127.0.0.1", nodes[0].port)
-        polling.wait_for(
-            lambda: all(c.cluster("info").get("cluster_state") == "ok" for c in clients),
-            30.0,
-            "the cluster to form",
-        )
-        yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
-    finally:
-        for n in nodes:
-            n.stop()
 
 
 def test_full_path_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:

@@ -72,6 +72,14 @@ def serve_command(
             "1 when joining a cluster.",
         ),
     ] = None,
+    max_replicas_per_node: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="At most this many ingress replicas on one Ray node (on a cluster: 1 puts "
+            "each replica on a node of its own).",
+        ),
+    ] = None,
     keys_file: Annotated[
         Path | None,
         typer.Option(help="A keys file written by `banditrec keys create` (re-read on change)."),
@@ -129,6 +137,7 @@ def serve_command(
         redis_url=redis_url,
         data_dir=data_dir,
         replicas=replicas or default_replicas(num_cpus, address),
+        max_replicas_per_node=max_replicas_per_node,
         open_access=open_access,
         keep_live_configs=keep_live_configs,
         fast_ingress=not default_proxy,

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -44,6 +45,27 @@ INGRESS_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 # killed learner or replica was replaced ~10 s late. Every 2 s costs each replica a call
 # it answers at once.
 HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
+NODE_HEADER = b"x-banditrec-node"
+
+
+class NodeHeader:
+    """ASGI middleware: every answer names the Ray node of the replica that gave it
+    (`X-Banditrec-Node`), so a client or a test sees which nodes serve."""
+
+    def __init__(self, app: Any, node_id: str) -> None:
+        self.app = app
+        self.header = (NODE_HEADER, node_id.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_node(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_node)
 
 
 @serve.deployment(
@@ -98,7 +120,9 @@ class IngressDeployment:
         gc.freeze()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self.service)
+        api = create_api(self.service)
+        api.add_middleware(NodeHeader, node_id=ray.get_runtime_context().get_node_id())
+        return api
 
     def __del__(self) -> None:
         self.service.close()

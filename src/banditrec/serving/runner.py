@@ -44,6 +44,7 @@ class RunOptions:
     keep_live_configs: bool = False
     fast_ingress: bool = True  # False: Serve's default Python proxy (for comparison only)
     num_cpus: int | None = None
+    max_replicas_per_node: int | None = None  # on a cluster: spread the ingress replicas
     learner_options: dict[str, Any] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
 
@@ -167,11 +168,18 @@ class LocalService:
             open_access=o.open_access,
             spool_dir=str((o.data_dir / "spool").resolve()),
             learner_options=o.learner_options,
-            ingress_options={"num_replicas": o.replicas},
+            ingress_options=self._ingress_options(),
             keep_live_configs=o.keep_live_configs,
         )
         self.wait_ready()
         return self
+
+    def _ingress_options(self) -> dict[str, Any]:
+        o = self.options
+        options: dict[str, Any] = {"num_replicas": o.replicas}
+        if o.max_replicas_per_node is not None:
+            options["max_replicas_per_node"] = o.max_replicas_per_node
+        return options
 
     def _start_ray(self) -> None:
         import ray

@@ -14,12 +14,13 @@ was never made, 429, 503), since a reward summed twice would skew learning.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
@@ -30,6 +31,10 @@ from .slates.schema import SlateDecision, slate_from_json, slate_request_body
 ENV_KEY = "BANDITREC_API_KEY"
 ENV_URL = "BANDITREC_URL"
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+T = TypeVar("T")
+U = TypeVar("U")
+C = TypeVar("C")
 
 _RETRY_STATUS_ALWAYS = frozenset({429, 503})  # the service did not act on the request
 _RETRY_STATUS_IDEMPOTENT = frozenset({500, 502, 504})
@@ -159,10 +164,68 @@ def _retryable_error(exc: httpx.TransportError, idempotent: bool) -> bool:
     return idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
+class _Attempts:
+    """The retry rule of one call, apart from how it is sent (the one rule both clients use)."""
+
+    def __init__(self, retry: RetryPolicy, idempotent: bool) -> None:
+        self.retry = retry
+        self.idempotent = idempotent
+        self.attempt = 0
+
+    def after(self, outcome: httpx.Response | httpx.TransportError) -> httpx.Response | float:
+        """The response to answer with, or the seconds to wait before the next attempt;
+        a transport error that may not (or no longer) be retried is raised."""
+        last = self.attempt == self.retry.attempts - 1
+        if isinstance(outcome, httpx.TransportError):
+            if last or not _retryable_error(outcome, self.idempotent):
+                raise outcome
+            wait = self.retry.delay(self.attempt, None)
+        elif last or not _retryable(outcome, self.idempotent):
+            return outcome
+        else:
+            wait = self.retry.delay(self.attempt, outcome)
+        self.attempt += 1
+        return wait
+
+
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    """One request of the API and how its answer is read: what both clients send."""
+
+    method: str
+    path: str
+    body: Any = None
+    idempotent: bool = True
+    read: Callable[[Any], T] = lambda out: out
+
+    @property
+    def content(self) -> bytes | None:
+        return None if self.body is None else orjson.dumps(self.body)
+
+    def then(self, read: Callable[[T], U]) -> _Call[U]:
+        first = self.read
+        return _Call(
+            self.method, self.path, self.body, self.idempotent, lambda out: read(first(out))
+        )
+
+
 class _Base:
+    """What both clients hold: the service's URL, the app, the key's headers, the retry rule
+    and an httpx client (`http`, or one made with `timeout`)."""
+
+    _http_class: Callable[..., Any]
+
     def __init__(
-        self, base_url: str | None, app: str | None, api_key: str | None, retry: RetryPolicy | None
+        self,
+        base_url: str | None = None,
+        *,
+        app: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | httpx.AsyncClient | None = None,
     ) -> None:
+        self._http = http or self._http_class(timeout=timeout)
         self.base_url = (base_url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
         self.app = app
         key = api_key if api_key is not None else os.environ.get(ENV_KEY)
@@ -178,22 +241,137 @@ class _Base:
         return name
 
 
+# --- the endpoints, once: each makes its call; `Client` and `AsyncClient` send it ---------
+
+
+class _Endpoints:
+    """The API's endpoints as `_Call`s; each client gets a method per endpoint that sends it
+    (`Client.decide` returns a `Decision`, `AsyncClient.decide` an awaitable of one)."""
+
+    def decide(
+        c: _Base,
+        context: Mapping[str, Any] | None = None,
+        actions: Sequence[Any] | None = None,
+        *,
+        app: str | None = None,
+        **options: Any,
+    ) -> _Call[Decision]:
+        """One decision; `options` as `decision_request` takes them."""
+        body = decision_request(context, actions, **options)
+        return _Call("POST", f"/v1/apps/{c._app(app)}/decisions", body, read=decision_from_json)
+
+    def decide_batch(
+        c: _Base, requests: Iterable[Mapping[str, Any]], *, app: str | None = None
+    ) -> _Call[list[Decision]]:
+        """Many decisions; each request body gets its event id now."""
+        body = {"requests": [_with_event_id(r) for r in requests]}
+        return _Call(
+            "POST",
+            f"/v1/apps/{c._app(app)}/decisions:batch",
+            body,
+            read=lambda out: [decision_from_json(d) for d in out["decisions"]],
+        )
+
+    def decide_slate(
+        c: _Base,
+        context: Mapping[str, Any] | None,
+        actions: Sequence[Any],
+        *,
+        app: str | None = None,
+        **options: Any,
+    ) -> _Call[SlateDecision]:
+        """A slate: `positions`, `rules`, `event_id`, `exploration`, `deferred` as options."""
+        body = slate_request_body(dict(context or {}), list(actions), **options)
+        return _Call("POST", f"/v1/apps/{c._app(app)}/slates", body, read=slate_from_json)
+
+    def rewards(c: _Base, rewards: Iterable[Any], *, app: str | None = None) -> _Call[list[str]]:
+        """Rewards as dicts, `Reward`s or (event_id, value[, slot]) tuples; their outcomes."""
+        return _Call(
+            "POST",
+            f"/v1/apps/{c._app(app)}/rewards",
+            _reward_body(rewards),
+            idempotent=False,
+            read=lambda out: [o["outcome"] for o in out["outcomes"]],
+        )
+
+    def reward(
+        c: _Base, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
+    ) -> _Call[str]:
+        """One reward; its outcome."""
+        return _Endpoints.rewards(c, [(event_id, value, slot)], app=app).then(lambda o: o[0])
+
+    def activate(c: _Base, event_id: str, *, app: str | None = None) -> _Call[bool]:
+        """Activate a deferred decision; whether it was activated now."""
+        path = f"/v1/apps/{c._app(app)}/events/{event_id}/activate"
+        return _Call("POST", path, read=lambda out: bool(out["activated"]))
+
+    def apps(c: _Base) -> _Call[list[str]]:
+        """The apps the key can use."""
+        return _Call("GET", "/v1/apps", read=lambda out: list(out["apps"]))
+
+    def app_info(c: _Base, app: str | None = None) -> _Call[dict[str, Any]]:
+        """The app's config, models, counters and online reward."""
+        return _Call("GET", f"/v1/apps/{c._app(app)}")
+
+    def patch_app(
+        c: _Base, patch: Mapping[str, Any], *, app: str | None = None
+    ) -> _Call[dict[str, Any]]:
+        """A JSON merge patch of the app's config; the app's info after it."""
+        return _Call("PATCH", f"/v1/apps/{c._app(app)}", dict(patch), idempotent=False)
+
+    def rollback(c: _Base, version: int, *, app: str | None = None) -> _Call[dict[str, Any]]:
+        """Serve an earlier model version again."""
+        return _Endpoints.patch_app(c, {"rollback_to": version}, app=app)
+
+    def report(
+        c: _Base, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
+    ) -> _Call[dict[str, Any]]:
+        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
+        return _Call("GET", _report_path(c._app(app), resolution, hours))
+
+
+_ENDPOINTS = [name for name in vars(_Endpoints) if not name.startswith("_")]
+
+
+def _endpoint_methods(
+    wrap: Callable[[Callable[..., _Call[Any]]], Callable[..., Any]],
+) -> Callable[[type[C]], type[C]]:
+    """A class decorator giving a client one method per endpoint, `wrap` sending its call."""
+
+    def install(cls: type[C]) -> type[C]:
+        for name in _ENDPOINTS:
+            method = functools.wraps(getattr(_Endpoints, name))(wrap(getattr(_Endpoints, name)))
+            method.__qualname__ = f"{cls.__name__}.{name}"
+            setattr(cls, name, method)
+        return cls
+
+    return install
+
+
+def _sync(make: Callable[..., _Call[T]]) -> Callable[..., T]:
+    def method(self: Client, *args: Any, **kwargs: Any) -> T:
+        return self.send(make(self, *args, **kwargs))
+
+    return method
+
+
+def _async(make: Callable[..., _Call[T]]) -> Callable[..., Awaitable[T]]:
+    async def method(self: AsyncClient, *args: Any, **kwargs: Any) -> T:
+        return await self.send(make(self, *args, **kwargs))
+
+    return method
+
+
 # --- sync -------------------------------------------------------------------------------
 
 
+@_endpoint_methods(_sync)
 class Client(_Base):
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        app: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(base_url, app, api_key, retry)
-        self._http = http or httpx.Client(timeout=timeout)
+    """The sync client: `decide`, `decide_batch`, `decide_slate`, `reward`, `rewards`,
+    `activate`, `apps`, `app_info`, `patch_app`, `rollback`, `report` (see `_Endpoints`)."""
+
+    _http: httpx.Client
+    _http_class = httpx.Client
 
     def close(self) -> None:
         self._http.close()
@@ -205,105 +383,31 @@ class Client(_Base):
         self.close()
 
     def request(self, method: str, path: str, body: Any = None, *, idempotent: bool = True) -> Any:
-        content = None if body is None else orjson.dumps(body)
-        url = self.base_url + path
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = self._http.request(method, url, content=content, headers=self.headers)
-            except httpx.TransportError as exc:
-                if last or not _retryable_error(exc, idempotent):
-                    raise
-                time.sleep(self.retry.delay(attempt, None))
-                continue
-            if last or not _retryable(response, idempotent):
-                return _result(response)
-            time.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+        return self.send(_Call(method, path, body, idempotent))
 
-    def decide(
-        self,
-        context: Mapping[str, Any] | None = None,
-        actions: Sequence[Any] | None = None,
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> Decision:
-        body = decision_request(context, actions, **options)
-        return decision_from_json(
-            self.request("POST", f"/v1/apps/{self._app(app)}/decisions", body)
-        )
+    def send(self, call: _Call[T]) -> T:
+        attempts = _Attempts(self.retry, call.idempotent)
+        while isinstance(step := attempts.after(self._attempt(call)), float):
+            time.sleep(step)
+        return call.read(_result(step))
 
-    def decide_batch(
-        self, requests: Iterable[Mapping[str, Any]], *, app: str | None = None
-    ) -> list[Decision]:
-        body = {"requests": [_with_event_id(r) for r in requests]}
-        out = self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
-        return [decision_from_json(d) for d in out["decisions"]]
-
-    def decide_slate(
-        self,
-        context: Mapping[str, Any] | None,
-        actions: Sequence[Any],
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> SlateDecision:
-        """A slate: `positions`, `rules`, `event_id`, `exploration`, `deferred` as options."""
-        body = slate_request_body(dict(context or {}), list(actions), **options)
-        return slate_from_json(self.request("POST", f"/v1/apps/{self._app(app)}/slates", body))
-
-    def reward(
-        self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
-    ) -> str:
-        return self.rewards([(event_id, value, slot)], app=app)[0]
-
-    def rewards(self, rewards: Iterable[Any], *, app: str | None = None) -> list[str]:
-        """Rewards as dicts, `Reward`s or (event_id, value[, slot]) tuples; their outcomes."""
-        out = self.request(
-            "POST", f"/v1/apps/{self._app(app)}/rewards", _reward_body(rewards), idempotent=False
-        )
-        return [o["outcome"] for o in out["outcomes"]]
-
-    def activate(self, event_id: str, *, app: str | None = None) -> bool:
-        path = f"/v1/apps/{self._app(app)}/events/{event_id}/activate"
-        return bool(self.request("POST", path)["activated"])
-
-    def apps(self) -> list[str]:
-        return list(self.request("GET", "/v1/apps")["apps"])
-
-    def app_info(self, app: str | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/v1/apps/{self._app(app)}")
-
-    def patch_app(self, patch: Mapping[str, Any], *, app: str | None = None) -> dict[str, Any]:
-        return self.request("PATCH", f"/v1/apps/{self._app(app)}", dict(patch), idempotent=False)
-
-    def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
-        return self.patch_app({"rollback_to": version}, app=app)
-
-    def report(
-        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
-    ) -> dict[str, Any]:
-        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
-        return self.request("GET", _report_path(self._app(app), resolution, hours))
+    def _attempt(self, call: _Call[Any]) -> httpx.Response | httpx.TransportError:
+        url, content = self.base_url + call.path, call.content
+        try:
+            return self._http.request(call.method, url, content=content, headers=self.headers)
+        except httpx.TransportError as exc:
+            return exc
 
 
 # --- async ------------------------------------------------------------------------------
 
 
+@_endpoint_methods(_async)
 class AsyncClient(_Base):
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        app: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(base_url, app, api_key, retry)
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+    """The async client: the methods of `Client`, awaited."""
+
+    _http: httpx.AsyncClient
+    _http_class = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -317,91 +421,20 @@ class AsyncClient(_Base):
     async def request(
         self, method: str, path: str, body: Any = None, *, idempotent: bool = True
     ) -> Any:
-        content = None if body is None else orjson.dumps(body)
-        url = self.base_url + path
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = await self._http.request(
-                    method, url, content=content, headers=self.headers
-                )
-            except httpx.TransportError as exc:
-                if last or not _retryable_error(exc, idempotent):
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt, None))
-                continue
-            if last or not _retryable(response, idempotent):
-                return _result(response)
-            await asyncio.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+        return await self.send(_Call(method, path, body, idempotent))
 
-    async def decide(
-        self,
-        context: Mapping[str, Any] | None = None,
-        actions: Sequence[Any] | None = None,
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> Decision:
-        body = decision_request(context, actions, **options)
-        out = await self.request("POST", f"/v1/apps/{self._app(app)}/decisions", body)
-        return decision_from_json(out)
+    async def send(self, call: _Call[T]) -> T:
+        attempts = _Attempts(self.retry, call.idempotent)
+        while isinstance(step := attempts.after(await self._attempt(call)), float):
+            await asyncio.sleep(step)
+        return call.read(_result(step))
 
-    async def decide_batch(
-        self, requests: Iterable[Mapping[str, Any]], *, app: str | None = None
-    ) -> list[Decision]:
-        body = {"requests": [_with_event_id(r) for r in requests]}
-        out = await self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
-        return [decision_from_json(d) for d in out["decisions"]]
-
-    async def decide_slate(
-        self,
-        context: Mapping[str, Any] | None,
-        actions: Sequence[Any],
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> SlateDecision:
-        body = slate_request_body(dict(context or {}), list(actions), **options)
-        return slate_from_json(
-            await self.request("POST", f"/v1/apps/{self._app(app)}/slates", body)
-        )
-
-    async def reward(
-        self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
-    ) -> str:
-        return (await self.rewards([(event_id, value, slot)], app=app))[0]
-
-    async def rewards(self, rewards: Iterable[Any], *, app: str | None = None) -> list[str]:
-        path = f"/v1/apps/{self._app(app)}/rewards"
-        out = await self.request("POST", path, _reward_body(rewards), idempotent=False)
-        return [o["outcome"] for o in out["outcomes"]]
-
-    async def activate(self, event_id: str, *, app: str | None = None) -> bool:
-        path = f"/v1/apps/{self._app(app)}/events/{event_id}/activate"
-        return bool((await self.request("POST", path))["activated"])
-
-    async def apps(self) -> list[str]:
-        return list((await self.request("GET", "/v1/apps"))["apps"])
-
-    async def app_info(self, app: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/apps/{self._app(app)}")
-
-    async def patch_app(
-        self, patch: Mapping[str, Any], *, app: str | None = None
-    ) -> dict[str, Any]:
-        return await self.request(
-            "PATCH", f"/v1/apps/{self._app(app)}", dict(patch), idempotent=False
-        )
-
-    async def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
-        return await self.patch_app({"rollback_to": version}, app=app)
-
-    async def report(
-        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
-    ) -> dict[str, Any]:
-        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
-        return await self.request("GET", _report_path(self._app(app), resolution, hours))
+    async def _attempt(self, call: _Call[Any]) -> httpx.Response | httpx.TransportError:
+        url, content = self.base_url + call.path, call.content
+        try:
+            return await self._http.request(call.method, url, content=content, headers=self.headers)
+        except httpx.TransportError as exc:
+            return exc
 
 
 def _report_path(app: str, resolution: str, hours: float) -> str:

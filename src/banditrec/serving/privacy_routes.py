@@ -9,6 +9,7 @@ GET  /v1/apps/{app}/feature-importance?rows=5000&method=dr        → see replay
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -66,8 +67,60 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return TypeAdapter(model).json_schema(mode="serialization")
 
 
+@dataclass(frozen=True, slots=True)
+class IntQuery:
+    """An integer query parameter in [low, high]: declared once, documented and read from it."""
+
+    name: str
+    default: int
+    low: int
+    high: int
+    what: str
+
+    def doc(self) -> dict[str, Any]:
+        return _query(
+            self.name, {"type": "integer", "minimum": self.low, "maximum": self.high}, self.what
+        )
+
+    def read(self, request: Request) -> int:
+        """The value sent, or the default; 422 naming the parameter when it is not in range."""
+        try:
+            value = int(request.query_params.get(self.name, str(self.default)))
+        except ValueError:
+            value = self.low - 1
+        if not self.low <= value <= self.high:
+            raise _bad(self.name, f"an integer between {self.low} and {self.high}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceQuery:
+    """A query parameter taking one of `choices`: declared once, documented and read from it."""
+
+    name: str
+    choices: list[str]
+    default: str | None
+    what: str
+
+    def doc(self) -> dict[str, Any]:
+        return _query(self.name, {"type": "string", "enum": self.choices}, self.what)
+
+    def read(self, request: Request) -> str | None:
+        """The value sent, or the default; 422 naming the parameter when it is not a choice."""
+        value = request.query_params.get(self.name, self.default)
+        if value is not None and value not in self.choices:
+            raise _bad(self.name, f"one of {self.choices}")
+        return value
+
+
 def _query(name: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
+
+
+AUDIT_LIMIT = IntQuery("limit", 100, 1, 10_000, "Entries.")
+AUDIT_ACTION = ChoiceQuery("action", list(ACTIONS), None, "Only this kind.")
+IMPORTANCE_ROWS = IntQuery("rows", 5000, 100, 50_000, "Events.")
+IMPORTANCE_METHOD = ChoiceQuery("method", sorted(ESTIMATORS), "dr", "Estimator.")
 
 
 def _docs(
@@ -77,7 +130,7 @@ def _docs(
     errors: tuple[int, ...],
     *,
     body: type[BaseModel] | None = None,
-    query: list[dict[str, Any]] | None = None,
+    query: list[IntQuery | ChoiceQuery] | None = None,
 ) -> dict[str, Any]:
     """Decorator arguments documenting a route as openapi.py documents the others."""
     responses: dict[int | str, Any] = {
@@ -90,7 +143,7 @@ def _docs(
     if body is not None:
         extra["requestBody"] = {"required": True, "content": _content(_schema(body))}
     if query:
-        extra["parameters"] = query
+        extra["parameters"] = [q.doc() for q in query]
     return {
         "summary": summary,
         "responses": responses,
@@ -105,17 +158,6 @@ def _json(data: Any) -> Response:
 
 def _bad(loc: str, msg: str) -> ApiError:
     return ApiError(422, "invalid request", [{"loc": loc, "msg": msg}])
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter in [low, high]; 422 naming it otherwise."""
-    try:
-        value = int(request.query_params.get(name, str(default)))
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise _bad(name, f"an integer between {low} and {high}")
-    return value
 
 
 def install_privacy_routes(
@@ -177,18 +219,12 @@ def install_privacy_routes(
             "The app's audit trail, newest first",
             AuditTrail,
             (401, 403, 404, 422, 503),
-            query=[
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}, "Entries."),
-                _query("action", {"type": "string", "enum": list(ACTIONS)}, "Only this kind."),
-            ],
+            query=[AUDIT_LIMIT, AUDIT_ACTION],
         ),
     )
     async def audit(app: str, request: Request) -> Response:
         admin(request, app)
-        limit = _int_param(request, "limit", 100, 1, 10_000)
-        action = request.query_params.get("action")
-        if action is not None and action not in ACTIONS:
-            raise _bad("action", f"one of {list(ACTIONS)}")
+        limit, action = AUDIT_LIMIT.read(request), AUDIT_ACTION.read(request)
         entries = await service._call(
             lambda: read_actions(service.log.client, app, limit=limit, action=action)
         )
@@ -201,18 +237,12 @@ def install_privacy_routes(
             "Namespace importance on the app's newest joined events",
             ImportanceBody,
             (401, 403, 404, 422, 503),
-            query=[
-                _query("rows", {"type": "integer", "minimum": 100, "maximum": 50_000}, "Events."),
-                _query("method", {"type": "string", "enum": sorted(ESTIMATORS)}, "Estimator."),
-            ],
+            query=[IMPORTANCE_ROWS, IMPORTANCE_METHOD],
         ),
     )
     async def importance(app: str, request: Request) -> Response:
         admin(request, app)
-        rows = _int_param(request, "rows", 5000, 100, 50_000)
-        method = request.query_params.get("method", "dr")
-        if method not in ESTIMATORS:
-            raise _bad("method", f"one of {sorted(ESTIMATORS)}")
+        rows, method = IMPORTANCE_ROWS.read(request), IMPORTANCE_METHOD.read(request)
 
         def run() -> dict[str, Any]:
             entries = service.log.client.xrevrange(AppKeys(app).joined, count=rows)

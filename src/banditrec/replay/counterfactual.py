@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
+from tabulate import tabulate
 
 from ..config import AppConfig, PolicyConfig, SlotConfig
 from ..decision.engine import DecisionEngine
@@ -104,10 +105,7 @@ class CounterfactualReport:
             for method, e in r.estimates.items():
                 label = f"{r.name} (current)" if r.name == self.current else r.name
                 rows.append([str(rank), label, method, *_numbers(e), f"{r.diagnostics['ess']:.0f}"])
-        widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(header)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines = [tabulate(rows, header, tablefmt="simple", disable_numparse=True)]
         lines.append("")
         for r in self.results:
             if r.quality is not None:

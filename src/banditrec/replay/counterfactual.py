@@ -39,6 +39,9 @@ LOGGED = "logged policy"
 _POLICY = TypeAdapter(PolicyConfig)
 
 
+_ALIGN = ("right", "left", "left", *["right"] * 5)  # the rank and the figures to the right
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -105,7 +108,7 @@ class CounterfactualReport:
             for method, e in r.estimates.items():
                 label = f"{r.name} (current)" if r.name == self.current else r.name
                 rows.append([str(rank), label, method, *_numbers(e), f"{r.diagnostics['ess']:.0f}"])
-        lines = [tabulate(rows, header, tablefmt="simple", disable_numparse=True)]
+        lines = [tabulate(rows, header, disable_numparse=True, colalign=_ALIGN)]
         lines.append("")
         for r in self.results:
             if r.quality is not None:

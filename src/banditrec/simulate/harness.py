@@ -342,7 +342,8 @@ class Comparison:
             "regret exp.",
             "steps/s",
         )
-        return tabulate(rows, header, tablefmt="simple", disable_numparse=True)
+        align = ("left", *["right"] * (len(header) - 1))
+        return tabulate(rows, header, disable_numparse=True, colalign=align)
 
     def plot(self, path: str | Path | None = None, *, window: int | None = None):  # -> Figure
         from .plot import plot_results

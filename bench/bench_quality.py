@@ -37,6 +37,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import vowpal_wabbit_next as vw
+from tabulate import tabulate
 from tqdm.auto import tqdm
 
 from banditrec.envs import SUGGESTED_POLICIES
@@ -241,11 +242,11 @@ def main() -> None:
 
 def print_table(scores: dict[str, dict[str, list[float]]], probs: list[Problem], n: int) -> None:
     print(f"\nmean ± standard error over {n} shuffles (0/1 loss; simulators: regret per step)")
-    print("| | " + " | ".join(p.name for p in probs) + " |")
-    print("| --- |" + " --- |" * len(probs))
-    for name, by_problem in scores.items():
-        cells = ["{:.3f} ± {:.3f}".format(*mean_se(by_problem[p.name])) for p in probs]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    rows = [
+        [name, *("{:.3f} ± {:.3f}".format(*mean_se(by[p.name])) for p in probs)]
+        for name, by in scores.items()
+    ]
+    print(tabulate(rows, ["", *(p.name for p in probs)], tablefmt="github", disable_numparse=True))
     default = scores.get("banditrec default")
     if default is None:
         return

@@ -188,3 +188,22 @@ def test_async_client(banditrec_service: ServiceUnderTest) -> None:
             assert err.value.status == 422
 
     asyncio.run(scenario())
+
+
+def test_both_clients_send_every_endpoint_built_once() -> None:
+    """Each endpoint is written once (banditrec.endpoints); each client has its method."""
+    import doctest
+    import inspect
+
+    from banditrec import endpoints
+
+    assert doctest.testmod(endpoints).failed == 0
+    for name in endpoints.ENDPOINTS:
+        assert not inspect.iscoroutinefunction(getattr(Client, name)), name
+        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+    with pytest.raises(ValueError, match="name the app"):
+        endpoints.Endpoints.app_info(endpoints.Scope())
+    call = endpoints.Endpoints.reward(endpoints.Scope("content"), "e1", 1.0, slot="s")
+    assert (call.method, call.path, call.idempotent) == ("POST", "/v1/apps/content/rewards", False)
+    assert call.body == {"rewards": [{"event_id": "e1", "value": 1.0, "slot": "s"}]}
+    assert call.read({"outcomes": [{"outcome": "accepted"}]}) == "accepted"

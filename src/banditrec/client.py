@@ -14,22 +14,25 @@ was never made, 429, 503), since a reward summed twice would skew learning.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
 
-from .decision.schema import Decision, RankedAction, SlotDecision, new_event_id
-from .slates.schema import SlateDecision, slate_from_json, slate_request_body
+from .endpoints import ENDPOINTS, Call, Endpoints, Scope, decision_request
 
 ENV_KEY = "BANDITREC_API_KEY"
 ENV_URL = "BANDITREC_URL"
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+T = TypeVar("T")
+C = TypeVar("C")
 
 _RETRY_STATUS_ALWAYS = frozenset({429, 503})  # the service did not act on the request
 _RETRY_STATUS_IDEMPOTENT = frozenset({500, 502, 504})
@@ -66,78 +69,6 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)  # jitter: retries of many clients spread out
 
 
-# --- requests and answers (shared by both clients) ---------------------------------------
-
-
-def _ranking(items: Sequence[Mapping[str, Any]]) -> list[RankedAction]:
-    return [RankedAction(r["id"], float(r["probability"])) for r in items]
-
-
-def decision_from_json(d: Mapping[str, Any]) -> Decision:
-    slots = d.get("slots")
-    return Decision(
-        event_id=d["event_id"],
-        action_id=d.get("action_id"),
-        probability=d.get("probability"),
-        ranking=_ranking(d.get("ranking") or []),
-        model_version=int(d.get("model_version", 0)),
-        mode=d.get("mode", "online"),
-        slots=None
-        if slots is None
-        else [
-            SlotDecision(s["slot"], s["action_id"], float(s["probability"]), _ranking(s["ranking"]))
-            for s in slots
-        ],
-        arm=d.get("arm"),
-        arm_probability=d.get("arm_probability"),
-    )
-
-
-def decision_request(
-    context: Mapping[str, Any] | None = None,
-    actions: Sequence[Mapping[str, Any] | str] | None = None,
-    *,
-    slots: Sequence[Mapping[str, Any]] | None = None,
-    event_id: str | None = None,
-    exploration: Mapping[str, float] | None = None,
-    deferred: bool = False,
-    unit_id: str | None = None,
-) -> dict[str, Any]:
-    """A decision request body, with its event id fixed now (so retries are idempotent).
-    An action may be given as a bare id; `unit_id` is the unit (a user) an app's
-    experiment assigns to an arm."""
-    body: dict[str, Any] = {"event_id": event_id or new_event_id(), "context": dict(context or {})}
-    if actions is not None:
-        body["actions"] = [{"id": a} if isinstance(a, str) else dict(a) for a in actions]
-    if slots is not None:
-        body["slots"] = [dict(s) for s in slots]
-    if exploration is not None:
-        body["exploration"] = dict(exploration)
-    if deferred:
-        body["deferred"] = True
-    if unit_id is not None:
-        body["unit_id"] = unit_id
-    return body
-
-
-def _with_event_id(request: Mapping[str, Any]) -> dict[str, Any]:
-    body = dict(request)
-    body.setdefault("event_id", new_event_id())
-    return body
-
-
-def _reward_body(rewards: Iterable[Any]) -> dict[str, Any]:
-    out = []
-    for r in rewards:
-        if isinstance(r, Mapping):
-            out.append(dict(r))
-        elif isinstance(r, tuple):
-            out.append({"event_id": r[0], "value": r[1], **({"slot": r[2]} if len(r) > 2 else {})})
-        else:  # a banditrec.decision.schema.Reward
-            out.append(r.model_dump(exclude_none=True))
-    return {"rewards": out}
-
-
 def _result(response: httpx.Response) -> Any:
     if response.is_success:
         return orjson.loads(response.content)
@@ -159,29 +90,36 @@ def _retryable_error(exc: httpx.TransportError, idempotent: bool) -> bool:
     return idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
-class _Base:
-    def __init__(
-        self, base_url: str | None, app: str | None, api_key: str | None, retry: RetryPolicy | None
-    ) -> None:
-        self.base_url = (base_url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
-        self.app = app
-        key = api_key if api_key is not None else os.environ.get(ENV_KEY)
-        self.headers = {"content-type": "application/json"}
-        if key:
-            self.headers["authorization"] = f"Bearer {key}"
-        self.retry = retry or RetryPolicy()
+class _Attempts:
+    """The retry rule of one call, apart from how it is sent (the one rule both clients use)."""
 
-    def _app(self, app: str | None) -> str:
-        name = app or self.app
-        if not name:
-            raise ValueError("name the app: Client(app=...) or app=... on the call")
-        return name
+    def __init__(self, retry: RetryPolicy, idempotent: bool) -> None:
+        self.retry = retry
+        self.idempotent = idempotent
+        self.attempt = 0
+
+    def after(self, outcome: httpx.Response | httpx.TransportError) -> httpx.Response | float:
+        """The response to answer with, or the seconds to wait before the next attempt;
+        a transport error that may not (or no longer) be retried is raised."""
+        last = self.attempt == self.retry.attempts - 1
+        if isinstance(outcome, httpx.TransportError):
+            if last or not _retryable_error(outcome, self.idempotent):
+                raise outcome
+            wait = self.retry.delay(self.attempt, None)
+        elif last or not _retryable(outcome, self.idempotent):
+            return outcome
+        else:
+            wait = self.retry.delay(self.attempt, outcome)
+        self.attempt += 1
+        return wait
 
 
-# --- sync -------------------------------------------------------------------------------
+class _Base(Scope):
+    """What both clients hold: the service's URL, the app, the key's headers, the retry rule
+    and an httpx client (`http`, or one made with `timeout`)."""
 
+    _http_class: Callable[..., Any]
 
-class Client(_Base):
     def __init__(
         self,
         base_url: str | None = None,
@@ -190,10 +128,60 @@ class Client(_Base):
         api_key: str | None = None,
         timeout: float = 5.0,
         retry: RetryPolicy | None = None,
-        http: httpx.Client | None = None,
+        http: httpx.Client | httpx.AsyncClient | None = None,
     ) -> None:
-        super().__init__(base_url, app, api_key, retry)
-        self._http = http or httpx.Client(timeout=timeout)
+        self._http = http or self._http_class(timeout=timeout)
+        self.base_url = (base_url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
+        super().__init__(app)
+        key = api_key if api_key is not None else os.environ.get(ENV_KEY)
+        self.headers = {"content-type": "application/json"}
+        if key:
+            self.headers["authorization"] = f"Bearer {key}"
+        self.retry = retry or RetryPolicy()
+
+
+# --- a method per endpoint (banditrec.endpoints), sending its call ----------------------
+
+
+def _endpoint_methods(
+    wrap: Callable[[Callable[..., Call[Any]]], Callable[..., Any]],
+) -> Callable[[type[C]], type[C]]:
+    """A class decorator giving a client one method per endpoint, `wrap` sending its call."""
+
+    def install(cls: type[C]) -> type[C]:
+        for name in ENDPOINTS:
+            method = functools.wraps(getattr(Endpoints, name))(wrap(getattr(Endpoints, name)))
+            method.__qualname__ = f"{cls.__name__}.{name}"
+            setattr(cls, name, method)
+        return cls
+
+    return install
+
+
+def _sync(make: Callable[..., Call[T]]) -> Callable[..., T]:
+    def method(self: Client, *args: Any, **kwargs: Any) -> T:
+        return self.send(make(self, *args, **kwargs))
+
+    return method
+
+
+def _async(make: Callable[..., Call[T]]) -> Callable[..., Awaitable[T]]:
+    async def method(self: AsyncClient, *args: Any, **kwargs: Any) -> T:
+        return await self.send(make(self, *args, **kwargs))
+
+    return method
+
+
+# --- sync -------------------------------------------------------------------------------
+
+
+@_endpoint_methods(_sync)
+class Client(_Base):
+    """The sync client: `decide`, `decide_batch`, `decide_slate`, `reward`, `rewards`,
+    `activate`, `apps`, `app_info`, `patch_app`, `rollback`, `report` (see `Endpoints`)."""
+
+    _http: httpx.Client
+    _http_class = httpx.Client
 
     def close(self) -> None:
         self._http.close()
@@ -205,105 +193,31 @@ class Client(_Base):
         self.close()
 
     def request(self, method: str, path: str, body: Any = None, *, idempotent: bool = True) -> Any:
-        content = None if body is None else orjson.dumps(body)
-        url = self.base_url + path
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = self._http.request(method, url, content=content, headers=self.headers)
-            except httpx.TransportError as exc:
-                if last or not _retryable_error(exc, idempotent):
-                    raise
-                time.sleep(self.retry.delay(attempt, None))
-                continue
-            if last or not _retryable(response, idempotent):
-                return _result(response)
-            time.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+        return self.send(Call(method, path, body, idempotent))
 
-    def decide(
-        self,
-        context: Mapping[str, Any] | None = None,
-        actions: Sequence[Any] | None = None,
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> Decision:
-        body = decision_request(context, actions, **options)
-        return decision_from_json(
-            self.request("POST", f"/v1/apps/{self._app(app)}/decisions", body)
-        )
+    def send(self, call: Call[T]) -> T:
+        attempts = _Attempts(self.retry, call.idempotent)
+        while isinstance(step := attempts.after(self._attempt(call)), float):
+            time.sleep(step)
+        return call.read(_result(step))
 
-    def decide_batch(
-        self, requests: Iterable[Mapping[str, Any]], *, app: str | None = None
-    ) -> list[Decision]:
-        body = {"requests": [_with_event_id(r) for r in requests]}
-        out = self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
-        return [decision_from_json(d) for d in out["decisions"]]
-
-    def decide_slate(
-        self,
-        context: Mapping[str, Any] | None,
-        actions: Sequence[Any],
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> SlateDecision:
-        """A slate: `positions`, `rules`, `event_id`, `exploration`, `deferred` as options."""
-        body = slate_request_body(dict(context or {}), list(actions), **options)
-        return slate_from_json(self.request("POST", f"/v1/apps/{self._app(app)}/slates", body))
-
-    def reward(
-        self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
-    ) -> str:
-        return self.rewards([(event_id, value, slot)], app=app)[0]
-
-    def rewards(self, rewards: Iterable[Any], *, app: str | None = None) -> list[str]:
-        """Rewards as dicts, `Reward`s or (event_id, value[, slot]) tuples; their outcomes."""
-        out = self.request(
-            "POST", f"/v1/apps/{self._app(app)}/rewards", _reward_body(rewards), idempotent=False
-        )
-        return [o["outcome"] for o in out["outcomes"]]
-
-    def activate(self, event_id: str, *, app: str | None = None) -> bool:
-        path = f"/v1/apps/{self._app(app)}/events/{event_id}/activate"
-        return bool(self.request("POST", path)["activated"])
-
-    def apps(self) -> list[str]:
-        return list(self.request("GET", "/v1/apps")["apps"])
-
-    def app_info(self, app: str | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/v1/apps/{self._app(app)}")
-
-    def patch_app(self, patch: Mapping[str, Any], *, app: str | None = None) -> dict[str, Any]:
-        return self.request("PATCH", f"/v1/apps/{self._app(app)}", dict(patch), idempotent=False)
-
-    def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
-        return self.patch_app({"rollback_to": version}, app=app)
-
-    def report(
-        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
-    ) -> dict[str, Any]:
-        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
-        return self.request("GET", _report_path(self._app(app), resolution, hours))
+    def _attempt(self, call: Call[Any]) -> httpx.Response | httpx.TransportError:
+        url, content = self.base_url + call.path, call.content
+        try:
+            return self._http.request(call.method, url, content=content, headers=self.headers)
+        except httpx.TransportError as exc:
+            return exc
 
 
 # --- async ------------------------------------------------------------------------------
 
 
+@_endpoint_methods(_async)
 class AsyncClient(_Base):
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        app: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(base_url, app, api_key, retry)
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+    """The async client: the methods of `Client`, awaited."""
+
+    _http: httpx.AsyncClient
+    _http_class = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -317,95 +231,20 @@ class AsyncClient(_Base):
     async def request(
         self, method: str, path: str, body: Any = None, *, idempotent: bool = True
     ) -> Any:
-        content = None if body is None else orjson.dumps(body)
-        url = self.base_url + path
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = await self._http.request(
-                    method, url, content=content, headers=self.headers
-                )
-            except httpx.TransportError as exc:
-                if last or not _retryable_error(exc, idempotent):
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt, None))
-                continue
-            if last or not _retryable(response, idempotent):
-                return _result(response)
-            await asyncio.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+        return await self.send(Call(method, path, body, idempotent))
 
-    async def decide(
-        self,
-        context: Mapping[str, Any] | None = None,
-        actions: Sequence[Any] | None = None,
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> Decision:
-        body = decision_request(context, actions, **options)
-        out = await self.request("POST", f"/v1/apps/{self._app(app)}/decisions", body)
-        return decision_from_json(out)
+    async def send(self, call: Call[T]) -> T:
+        attempts = _Attempts(self.retry, call.idempotent)
+        while isinstance(step := attempts.after(await self._attempt(call)), float):
+            await asyncio.sleep(step)
+        return call.read(_result(step))
 
-    async def decide_batch(
-        self, requests: Iterable[Mapping[str, Any]], *, app: str | None = None
-    ) -> list[Decision]:
-        body = {"requests": [_with_event_id(r) for r in requests]}
-        out = await self.request("POST", f"/v1/apps/{self._app(app)}/decisions:batch", body)
-        return [decision_from_json(d) for d in out["decisions"]]
-
-    async def decide_slate(
-        self,
-        context: Mapping[str, Any] | None,
-        actions: Sequence[Any],
-        *,
-        app: str | None = None,
-        **options: Any,
-    ) -> SlateDecision:
-        body = slate_request_body(dict(context or {}), list(actions), **options)
-        return slate_from_json(
-            await self.request("POST", f"/v1/apps/{self._app(app)}/slates", body)
-        )
-
-    async def reward(
-        self, event_id: str, value: float, *, slot: str | None = None, app: str | None = None
-    ) -> str:
-        return (await self.rewards([(event_id, value, slot)], app=app))[0]
-
-    async def rewards(self, rewards: Iterable[Any], *, app: str | None = None) -> list[str]:
-        path = f"/v1/apps/{self._app(app)}/rewards"
-        out = await self.request("POST", path, _reward_body(rewards), idempotent=False)
-        return [o["outcome"] for o in out["outcomes"]]
-
-    async def activate(self, event_id: str, *, app: str | None = None) -> bool:
-        path = f"/v1/apps/{self._app(app)}/events/{event_id}/activate"
-        return bool((await self.request("POST", path))["activated"])
-
-    async def apps(self) -> list[str]:
-        return list((await self.request("GET", "/v1/apps"))["apps"])
-
-    async def app_info(self, app: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/apps/{self._app(app)}")
-
-    async def patch_app(
-        self, patch: Mapping[str, Any], *, app: str | None = None
-    ) -> dict[str, Any]:
-        return await self.request(
-            "PATCH", f"/v1/apps/{self._app(app)}", dict(patch), idempotent=False
-        )
-
-    async def rollback(self, version: int, *, app: str | None = None) -> dict[str, Any]:
-        return await self.patch_app({"rollback_to": version}, app=app)
-
-    async def report(
-        self, *, app: str | None = None, resolution: str = "hour", hours: float = 24.0
-    ) -> dict[str, Any]:
-        """The app's online report: per arm, and its experiment's state (docs/reporting.md)."""
-        return await self.request("GET", _report_path(self._app(app), resolution, hours))
-
-
-def _report_path(app: str, resolution: str, hours: float) -> str:
-    return f"/v1/apps/{app}/report?resolution={resolution}&hours={hours:g}"
+    async def _attempt(self, call: Call[Any]) -> httpx.Response | httpx.TransportError:
+        url, content = self.base_url + call.path, call.content
+        try:
+            return await self._http.request(call.method, url, content=content, headers=self.headers)
+        except httpx.TransportError as exc:
+            return exc
 
 
 __all__ = ["AsyncClient", "Client", "RetryPolicy", "ServiceError", "decision_request"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -67,3 +68,15 @@ class ConfigChangedError(RuntimeError):
         where = f"from version {expected}" if expected is not None else "on every attempt"
         super().__init__(f"app {app!r}: the config changed under this update ({where})")
         self.app = app
+
+
+def survive(step: Callable[[], object], logger: logging.Logger, what: str) -> None:
+    """One step of a background loop (`what` names it in the log): an outage of the event
+    log is a warning and any other error is logged with its traceback; neither ends the loop,
+    which retries on its next turn."""
+    try:
+        step()
+    except (*UNAVAILABLE, EventLogUnavailable) as exc:
+        logger.warning("%s: event log unavailable (%s); retrying", what, exc)
+    except Exception:
+        logger.exception("%s failed; retrying", what)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
+from tabulate import tabulate
 
 from ..config import AppConfig, PolicyConfig, SlotConfig
 from ..decision.engine import DecisionEngine
@@ -36,6 +37,9 @@ from .target import target_pmfs
 
 LOGGED = "logged policy"
 _POLICY = TypeAdapter(PolicyConfig)
+
+
+_ALIGN = ("right", "left", "left", *["right"] * 5)  # the rank and the figures to the right
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,7 @@ class CounterfactualReport:
             for method, e in r.estimates.items():
                 label = f"{r.name} (current)" if r.name == self.current else r.name
                 rows.append([str(rank), label, method, *_numbers(e), f"{r.diagnostics['ess']:.0f}"])
-        widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(header)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines = [tabulate(rows, header, disable_numparse=True, colalign=_ALIGN)]
         lines.append("")
         for r in self.results:
             if r.quality is not None:

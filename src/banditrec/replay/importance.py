@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
 from ..config import AppConfig
 from ..decision.engine import DecisionEngine
@@ -77,17 +78,23 @@ class ImportanceReport:
 
     def table(self) -> str:
         level = f"{100 * (1 - self.alpha):g}%"
-        lines = [
-            f"value with every namespace ({self.method}, {self.n_rows} rows): "
-            f"{self.value:.4f} ± {self.stderr:.4f}",
-            f"{'namespace':<16} {'value lost':>11} {level + ' interval':>24} {'weights':>8}",
-        ]
-        for n in self.namespaces:
-            interval = f"[{n.ci_low:+.4f}, {n.ci_high:+.4f}]"
-            lines.append(
-                f"{n.namespace:<16} {n.value_lost:>+11.4f} {interval:>24} {n.weight_share:>8.1%}"
+        rows = [
+            (
+                n.namespace,
+                f"{n.value_lost:+.4f}",
+                f"[{n.ci_low:+.4f}, {n.ci_high:+.4f}]",
+                f"{n.weight_share:.1%}",
             )
-        return "\n".join(lines)
+            for n in self.namespaces
+        ]
+        header = ("namespace", "value lost", f"{level} interval", "weights")
+        return "\n".join(
+            [
+                f"value with every namespace ({self.method}, {self.n_rows} rows): "
+                f"{self.value:.4f} ± {self.stderr:.4f}",
+                tabulate(rows, header, disable_numparse=True, colalign=("left", *["right"] * 3)),
+            ]
+        )
 
     def plot(self, path: str | Path) -> Path:
         """Value lost per namespace with its interval, most important on top (PNG)."""

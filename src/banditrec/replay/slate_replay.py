@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from tabulate import tabulate
 
 from ..config import AppConfig
 from ..decision.costs import logged_reward
@@ -181,23 +182,28 @@ def logged_value(records: SlateRecords) -> float:
 
 
 def table(records: SlateRecords, results: Sequence[SlateEvaluation]) -> str:
+    rows = [
+        (
+            result.name,
+            method,
+            f"{report.estimate.value:.4f}",
+            f"[{report.estimate.ci_low:.4f}, {report.estimate.ci_high:.4f}]",
+            f"{report.ess.min():.1f}",
+            f"{report.max_weight.max():.2f}",
+        )
+        for result in results
+        for method, report in result.reports.items()
+    ]
+    header = ("policy", "method", "value", "interval", "min ESS", "max W")
     lines = [
         f"{len(records.slates):,} slates of up to {records.positions} positions; "
         f"logged value {logged_value(records):.4f}",
-        f"{'policy':24s} {'method':12s} {'value':>9s} {'interval':>21s} "
-        f"{'min ESS':>9s} {'max W':>9s}",
+        tabulate(rows, header, disable_numparse=True, colalign=("left", "left", *["right"] * 4)),
+        "per position (first method):",
     ]
     for result in results:
-        for method, report in result.reports.items():
-            e = report.estimate
-            lines.append(
-                f"{result.name:24s} {method:12s} {e.value:9.4f} "
-                f"[{e.ci_low:9.4f}, {e.ci_high:9.4f}] {report.ess.min():9.1f} "
-                f"{report.max_weight.max():9.2f}"
-            )
         first = next(iter(result.reports.values()))
-        per = ", ".join(f"{v:.4f}" for v in first.per_position)
-        lines.append(f"{'':24s} per position: {per}")
+        lines.append(f"  {result.name}: " + ", ".join(f"{v:.4f}" for v in first.per_position))
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from ..eventlog import AppKeys, EventLog
-from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
+from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable, survive
 from .buckets import Delta
 from .store import ReportStore
 
@@ -103,9 +103,4 @@ class ReportingPool:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except (*UNAVAILABLE, EventLogUnavailable) as exc:
-                log.warning("reporting: event log unavailable (%s); retrying", exc)
-            except Exception:
-                log.exception("reporting failed; retrying")
+            survive(self.run_once, log, "reporting")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from tabulate import tabulate
 
 from ..decision.engine import DecisionEngine
 from .collect import journeys, write_jsonl
@@ -256,32 +257,30 @@ def compare(settings: CompareSettings, *, progress: bool | None = None) -> dict[
     return summary
 
 
+def _ope_cell(e: dict[str, float] | None, truth: float) -> str:
+    """An OPE estimate ± its interval's half width, starred when the interval holds the truth."""
+    if e is None:
+        return "-"
+    mark = "*" if e["ci_low"] <= truth <= e["ci_high"] else " "
+    return f"{e['value']:.3f} ±{(e['ci_high'] - e['ci_low']) / 2:5.3f}{mark}"
+
+
 def comparison_table(summary: dict[str, Any]) -> str:
     methods = sorted(
         {m for row in summary["policies"] for m in row["ope"]}, key=list(METHODS).index
     )
-    head = f"{'policy':<32} {'true value (95% CI)':>26}" + "".join(
-        f" {m.upper():>16}" for m in methods
-    )
-    lines = [head, "-" * len(head)]
-    for row in summary["policies"]:
-        truth = f"{row['true_value']:.3f} [{row['true_low']:.3f}, {row['true_high']:.3f}]"
-        cells = ""
-        for m in methods:
-            e = row["ope"].get(m)
-            mark = (
-                ""
-                if e is None
-                else ("*" if e["ci_low"] <= row["true_value"] <= e["ci_high"] else " ")
-            )
-            cells += (
-                f" {'-':>16}"
-                if e is None
-                else f" {e['value']:>8.3f} ±{(e['ci_high'] - e['ci_low']) / 2:5.3f}{mark}"
-            )
-        lines.append(f"{row['policy']:<32} {truth:>26}{cells}")
+    rows = [
+        [
+            row["policy"],
+            f"{row['true_value']:.3f} [{row['true_low']:.3f}, {row['true_high']:.3f}]",
+            *(_ope_cell(row["ope"].get(m), row["true_value"]) for m in methods),
+        ]
+        for row in summary["policies"]
+    ]
+    header = ["policy", "true value (95% CI)", *(m.upper() for m in methods)]
+    align = ["left", *["right"] * (len(header) - 1)]
+    lines = [tabulate(rows, header, disable_numparse=True, colalign=align), ""]
     m = summary["margin"]
-    lines.append("")
     lines.append("(* = the OPE interval contains the Monte Carlo truth)")
     lines.append(
         f"RL − {m['versus']}: {m['value']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}] "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from tabulate import tabulate
 
 from ..replay.intervals import percentile_interval
 from ..replay.progress import progress_bar
@@ -134,11 +135,12 @@ class SequentialReport:
     fitted_q: FittedQ | None = field(default=None, repr=False)
 
     def table(self) -> str:
-        lines = [f"{'method':<7} {'value':>9} {'stderr':>8} {'interval':>22}"]
-        for name, e in self.estimates.items():
-            lines.append(
-                f"{name:<7} {e.value:9.4f} {e.stderr:8.4f}   [{e.ci_low:8.4f}, {e.ci_high:8.4f}]"
-            )
+        rows = [
+            (name, f"{e.value:.4f}", f"{e.stderr:.4f}", f"[{e.ci_low:.4f}, {e.ci_high:.4f}]")
+            for name, e in self.estimates.items()
+        ]
+        header = ("method", "value", "stderr", "interval")
+        lines = [tabulate(rows, header, disable_numparse=True, colalign=("left", *["right"] * 3))]
         d = self.diagnostics
         lines.append(f"{d.trajectories} trajectories, {d.steps} steps; final weights:")
         lines.append(d.quality.text())

@@ -15,7 +15,7 @@ import logging
 import threading
 
 from ..eventlog import EventLog
-from ..eventlog.errors import UNAVAILABLE, EventLogUnavailable
+from ..eventlog.errors import survive
 from ..learner import AppWorker
 from .settings import LearnerOptions
 
@@ -57,12 +57,7 @@ class LearnerPool:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._discover()
-            except (*UNAVAILABLE, EventLogUnavailable) as exc:
-                log.warning("learner pool: event log unavailable (%s); retrying", exc)
-            except Exception:
-                log.exception("learner pool: discovering apps failed; retrying")
+            survive(self._discover, log, "learner pool: discovering apps")
             self._stop.wait(self.options.discover_interval_s)
 
     def status(self) -> dict[str, dict[str, object]]:

@@ -301,9 +301,10 @@ _ROUTES: dict[str, dict[str, Any]] = {
 }
 
 
-def route_docs(name: str) -> dict[str, Any]:
-    """Keyword arguments of a route decorator documenting that route."""
-    spec = _ROUTES[name]
+def route_docs(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments of a route decorator documenting the route `name`: its entry in the
+    table above, or `spec` of the same form for a route documented where it is declared."""
+    spec = _ROUTES[name] if spec is None else spec
     responses: dict[int | str, Any] = {
         200: {
             "description": "Success",

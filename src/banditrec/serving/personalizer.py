@@ -36,7 +36,7 @@ from ..personalizer.settings import (
 from ..policies import make_policy
 from .auth import Scope, credential_from_headers
 from .errors import ApiError, validation_detail
-from .service import DecisionService, parse_json
+from .service import DecisionService, parse_json, parse_object
 
 VERSIONS = frozenset({"v1.0", "v1.1-preview.1", "v1.1-preview.2", "v1.1-preview.3"})
 _STATUS_CODES = {401: "Unauthorized", 403: "Forbidden", 404: "ResourceNotFound"}
@@ -245,13 +245,7 @@ class PersonalizerApi:
         return service_configuration(await self._config(app))
 
     async def put_service_configuration(self, app: str, body: bytes) -> dict[str, Any]:
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise ApiError(
-                400,
-                "invalid request",
-                [{"loc": "body", "msg": "send a ServiceConfiguration object"}],
-            )
+        data = parse_object(body, "a ServiceConfiguration object", status=400)
         try:
             patch = config_patch(await self._config(app), data)
         except ValueError as exc:

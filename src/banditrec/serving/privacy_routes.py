@@ -9,11 +9,11 @@ GET  /v1/apps/{app}/feature-importance?rows=5000&method=dr        → see replay
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field, TypeAdapter
+from fastapi import FastAPI, Query, Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from ..eventlog.keys import AppKeys
@@ -22,9 +22,10 @@ from ..privacy.erasure import erase_subject
 from ..replay.importance import feature_importance
 from ..replay.readers import LogFormatError, from_records
 from ..replay.registry import ESTIMATORS
-from .audit import ACTIONS, actor_of, read_actions, record_action
-from .errors import ApiError
-from .openapi import _AUTH, _ERRORS, _content, _ref
+from .audit import AuditAction, actor_of, read_actions, record_action
+from .errors import ApiError, invalid
+from .openapi import route_docs
+from .service import parse_object
 
 JSON = "application/json"
 
@@ -66,8 +67,8 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return TypeAdapter(model).json_schema(mode="serialization")
 
 
-def _query(name: str, schema: dict[str, Any], what: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
+# The query parameters are the routes' own (FastAPI documents and validates them).
+Estimator = Literal[tuple(sorted(ESTIMATORS))]  # type: ignore[valid-type]
 
 
 def _docs(
@@ -77,26 +78,10 @@ def _docs(
     errors: tuple[int, ...],
     *,
     body: type[BaseModel] | None = None,
-    query: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Decorator arguments documenting a route as openapi.py documents the others."""
-    responses: dict[int | str, Any] = {
-        200: {"description": "Success", "content": _content(_schema(ok))}
-    }
-    # behind a key, so also 400 (two headers carrying different keys) and 401, as openapi.py
-    for status in sorted({*errors, 400, 401}):
-        responses[status] = {"description": _ERRORS[status], "content": _content(_ref("ErrorBody"))}
-    extra: dict[str, Any] = {"security": _AUTH}
-    if body is not None:
-        extra["requestBody"] = {"required": True, "content": _content(_schema(body))}
-    if query:
-        extra["parameters"] = query
-    return {
-        "summary": summary,
-        "responses": responses,
-        "openapi_extra": extra,
-        "operation_id": name,
-    }
+    """Decorator arguments documenting a route, by the rule of openapi.py's table."""
+    spec = {"summary": summary, "ok": _schema(ok), "errors": errors}
+    return route_docs(name, spec if body is None else {**spec, "body": _schema(body)})
 
 
 def _json(data: Any) -> Response:
@@ -105,17 +90,6 @@ def _json(data: Any) -> Response:
 
 def _bad(loc: str, msg: str) -> ApiError:
     return ApiError(422, "invalid request", [{"loc": loc, "msg": msg}])
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter in [low, high]; 422 naming it otherwise."""
-    try:
-        value = int(request.query_params.get(name, str(default)))
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise _bad(name, f"an integer between {low} and {high}")
-    return value
 
 
 def install_privacy_routes(
@@ -136,17 +110,15 @@ def install_privacy_routes(
         ),
     )
     async def erasures(app: str, request: Request) -> Response:
+        from .app import read_body
+
         actor = admin(request, app)
-        body = await request.body()  # an admin's small JSON object: bounded all the same
-        if len(body) > 65_536:
-            raise ApiError(413, "request too large", [f"{len(body)} bytes; the limit is 65536"])
+        # an admin's small JSON object: bounded all the same
+        data = parse_object(await read_body(request, 65_536), "an ErasureRequest object")
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed JSON", [str(exc)]) from None
-        subject = data.get("subject") if isinstance(data, dict) else None
-        if not isinstance(subject, str) or not subject or len(subject) > 1024:
-            raise _bad("subject", "send the subject's id as a non-empty string")
+            subject = ErasureRequest.model_validate(data).subject
+        except ValidationError as exc:
+            raise invalid(exc) from None
 
         def erase() -> dict[str, Any]:
             receipt = erase_subject(service.log, app, subject, keys=service.pseudonym_keys)
@@ -177,18 +149,15 @@ def install_privacy_routes(
             "The app's audit trail, newest first",
             AuditTrail,
             (401, 403, 404, 422, 503),
-            query=[
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}, "Entries."),
-                _query("action", {"type": "string", "enum": list(ACTIONS)}, "Only this kind."),
-            ],
         ),
     )
-    async def audit(app: str, request: Request) -> Response:
+    async def audit(
+        app: str,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="Entries.")] = 100,
+        action: Annotated[AuditAction | None, Query(description="Only this kind.")] = None,
+    ) -> Response:
         admin(request, app)
-        limit = _int_param(request, "limit", 100, 1, 10_000)
-        action = request.query_params.get("action")
-        if action is not None and action not in ACTIONS:
-            raise _bad("action", f"one of {list(ACTIONS)}")
         entries = await service._call(
             lambda: read_actions(service.log.client, app, limit=limit, action=action)
         )
@@ -201,18 +170,15 @@ def install_privacy_routes(
             "Namespace importance on the app's newest joined events",
             ImportanceBody,
             (401, 403, 404, 422, 503),
-            query=[
-                _query("rows", {"type": "integer", "minimum": 100, "maximum": 50_000}, "Events."),
-                _query("method", {"type": "string", "enum": sorted(ESTIMATORS)}, "Estimator."),
-            ],
         ),
     )
-    async def importance(app: str, request: Request) -> Response:
+    async def importance(
+        app: str,
+        request: Request,
+        rows: Annotated[int, Query(ge=100, le=50_000, description="Events.")] = 5000,
+        method: Annotated[Estimator, Query(description="Estimator.")] = "dr",
+    ) -> Response:
         admin(request, app)
-        rows = _int_param(request, "rows", 5000, 100, 50_000)
-        method = request.query_params.get("method", "dr")
-        if method not in ESTIMATORS:
-            raise _bad("method", f"one of {sorted(ESTIMATORS)}")
 
         def run() -> dict[str, Any]:
             entries = service.log.client.xrevrange(AppKeys(app).joined, count=rows)

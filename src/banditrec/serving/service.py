@@ -62,6 +62,14 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "malformed JSON", [{"loc": "body", "msg": str(exc)}]) from None
 
 
+def parse_object(body: bytes, what: str, status: int = 422) -> dict[str, Any]:
+    """The body as a JSON object; `status` asking to "send {what}" when it is another value."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise ApiError(status, "invalid request", [{"loc": "body", "msg": f"send {what}"}])
+    return data
+
+
 class EventIds:
     """Event ids for requests that bring none: a random per-replica prefix and a counter.
 
@@ -523,13 +531,7 @@ class DecisionService:
 
     async def patch(self, app: str, body: bytes, actor: str = "open") -> dict[str, Any]:
         self.runtime(app)
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise ApiError(
-                422,
-                "invalid request",
-                [{"loc": "body", "msg": "send a JSON object (a merge patch)"}],
-            )
+        data = parse_object(body, "a JSON object (a merge patch)")
         return await self._call(self._patch, app, data, actor)
 
     async def discovery(self, app: str, body: bytes) -> dict[str, Any]:

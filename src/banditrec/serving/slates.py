@@ -7,15 +7,10 @@ event id is answered with the slate logged the first time.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import orjson
-from fastapi import FastAPI, Request
 from prometheus_client import Counter
 from pydantic import ValidationError
-from starlette.responses import Response
 
 from ..decision.engine import UnknownSlotError
 from ..decision.record import META_KEY
@@ -23,7 +18,6 @@ from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest
 from .errors import ApiError, invalid
-from .openapi import route_docs
 
 if TYPE_CHECKING:
     from .service import DecisionService
@@ -70,22 +64,3 @@ def _count_exposure(service: DecisionService, app: str, records: list) -> None:
 
 
 _EXPOSURE: dict[int, Counter] = {}
-
-
-def install_slate_routes(
-    api: FastAPI, service: DecisionService, authorize: Callable[[Request, str, str], None]
-) -> None:
-    latency = service.metrics.latency.labels("decide_slate")
-    limit = service.http.max_body_bytes
-
-    @api.post("/v1/apps/{app}/slates", **route_docs("decide_slate"))
-    async def slate(request: Request) -> Response:
-        from .app import read_body
-
-        started = time.perf_counter()
-        app = request.path_params["app"]
-        authorize(request, app, "decide")
-        decision = await service.decide_slate(app, await read_body(request, limit))
-        response = Response(orjson.dumps(decision), media_type="application/json")
-        latency.observe(time.perf_counter() - started)
-        return response

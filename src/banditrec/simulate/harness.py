@@ -19,6 +19,7 @@ from typing import IO, Any
 import gymnasium as gym
 import numpy as np
 import orjson
+from tabulate import tabulate
 from tqdm.auto import tqdm
 
 from .. import envs as _envs  # noqa: F401  (registers the banditrec/ envs)
@@ -341,13 +342,8 @@ class Comparison:
             "regret exp.",
             "steps/s",
         )
-        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        lines = [
-            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in [header, *rows]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        align = ("left", *["right"] * (len(header) - 1))
+        return tabulate(rows, header, disable_numparse=True, colalign=align)
 
     def plot(self, path: str | Path | None = None, *, window: int | None = None):  # -> Figure
         from .plot import plot_results

@@ -17,6 +17,8 @@ traceback's allocations grow with the number of events.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import gc
 import linecache
 import sys
@@ -66,6 +68,46 @@ def drive(log: EventLog, seconds: float, rate: float, stop: threading.Event) -> 
             sent += batch
         time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
     return sent
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
+    ]
+
+
+def _libc() -> ctypes.CDLL | None:
+    """glibc (mallinfo2, malloc_trim), or None on another C library."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallinfo2.restype = _MallInfo2
+        return libc
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+LIBC = _libc()
+
+
+def malloc_in_use() -> int:
+    """Bytes glibc's malloc has handed out and not had back (all arenas and mmapped chunks):
+    what a leak grows; RSS beyond it is memory malloc keeps free (fragmentation)."""
+    if LIBC is None:
+        return 0
+    info = LIBC.mallinfo2()
+    return info.uordblks + info.hblkhd
 
 
 def joined(log: EventLog) -> int:
@@ -122,11 +164,19 @@ def main() -> None:
             if elapsed >= next_sample or not load.is_alive():
                 rss.append((elapsed, joined(log), process.memory_info().rss))
                 n, mib = rss[-1][1], rss[-1][2] / 2**20
-                print(f"{elapsed:6.0f} s  {n:8d} joined  RSS {mib:6.1f} MiB", flush=True)
+                print(
+                    f"{elapsed:6.0f} s  {n:8d} joined  RSS {mib:6.1f} MiB  "
+                    f"malloc in use {malloc_in_use() / 2**20:6.1f} MiB",
+                    flush=True,
+                )
                 next_sample += args.seconds / 10
         time.sleep(2.0)  # the last rewards join, learn, report
         gc.collect()
         end_rss = process.memory_info().rss
+        if LIBC is not None:
+            LIBC.malloc_trim(0)
+            trimmed = process.memory_info().rss / 2**20
+            print(f"after malloc_trim(0): RSS {trimmed:.1f} MiB", flush=True)
         after = tracemalloc.take_snapshot() if before is not None else None
         pool.close()
         reports.close()

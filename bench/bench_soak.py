@@ -7,7 +7,7 @@ a 1 s reward wait, an embedded Redis, HAProxy), measures its capacity with this 
 (--concurrency connections, as fast as it answers, 15 s) unless --rate is given, then
 sends decisions of the `content` and `channel` apps, each followed by its reward, at half
 that rate for --minutes. Every 30 s it samples the resident memory of each ingress
-replica and of the learner pool.
+replica and of the learner pool, and prints them.
 
 Figure (issue: no request, config change or outage can stop the loop): zero errors, and
 each process's memory grows by at most 5% from the first sample after a 2-minute warm-up
@@ -122,6 +122,10 @@ def main() -> None:
                     except psutil.Error:
                         continue
                     samples.setdefault(pid, []).append((elapsed, rss))
+                line = "  ".join(
+                    f"{names[pid]} {series[-1][1] / 2**20:.0f}" for pid, series in samples.items()
+                )
+                print(f"{elapsed:5.0f} s  RSS MiB: {line}", flush=True)
                 await asyncio.wait([load], timeout=30.0)
             return load.result()
 

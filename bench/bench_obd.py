@@ -15,14 +15,17 @@ on-policy value of the BTS logs; each of `--runs` bootstrap resamples of the log
 Switch-DR and DR-OS are tuned by SLOPE over τ, λ ∈ {10, 50, …, 10000, ∞} in obp.
 
 banditrec reads each resample with `replay.from_obp`, the target with `obp_target`, and
-fits its own cross-fitted reward model (`cross_fit(data, seed=b)`, default settings): the
-two sides share data and target, nothing else. Prints both, per estimator, and the data-
+fits its own cross-fitted reward models: `cross_fit(data, seed=b)` (default settings) for
+DM, Switch-DR and DR-OS, and `cross_fit(data, seed=b, weighting="mrdr", pi_e=target)` (More
+Robust DR weights) for DR and SNDR, as `counterfactual` does; the two sides share data and
+target, nothing else. obp's DR with its own mrdr reward model is printed for the record. Prints both, per estimator, and the data-
 quality report and reward-model calibration banditrec gives with the estimate.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import time
@@ -128,15 +131,8 @@ def obp_errors(protocol: Protocol, run: int) -> dict[str, float]:
         action_context=dataset.action_context,
         base_model=LogisticRegression(C=100, max_iter=10000, random_state=SEED),
     )
-    q_hat = regression.fit_predict(
-        context=feedback["context"],
-        action=feedback["action"],
-        reward=feedback["reward"],
-        position=feedback["position"],
-        pscore=feedback["pscore"],
-        n_folds=3,
-        random_state=SEED,
-    )
+    inputs = {k: feedback[k] for k in ("context", "action", "reward", "position", "pscore")}
+    q_hat = regression.fit_predict(**inputs, n_folds=3, random_state=SEED)
     lambdas = [10, 50, 100, 500, 1000, 5000, 10000, np.inf]
     ope = OffPolicyEvaluation(
         bandit_feedback=feedback,
@@ -156,7 +152,21 @@ def obp_errors(protocol: Protocol, run: int) -> dict[str, float]:
         estimated_rewards_by_reg_model=q_hat,
         metric="relative-ee",
     )
-    return {OBP_NAMES[k]: float(v) for k, v in relative.items()}
+    errors = {OBP_NAMES[k]: float(v) for k, v in relative.items()}
+    # for the record: obp's DR with its More Robust DR reward model (fitting_method="mrdr")
+    mrdr = dataclasses.replace(regression, fitting_method="mrdr")
+    target = protocol.target(feedback["n_rounds"])
+    q_mrdr = mrdr.fit_predict(**inputs, action_dist=target, n_folds=3, random_state=SEED)
+    dr = DoublyRobust().estimate_policy_value(
+        reward=feedback["reward"],
+        action=feedback["action"],
+        position=feedback["position"],
+        pscore=feedback["pscore"],
+        action_dist=target,
+        estimated_rewards_by_reg_model=q_mrdr,
+    )
+    errors["dr (mrdr model)"] = abs(dr - protocol.truth) / protocol.truth
+    return errors
 
 
 def banditrec_run(protocol: Protocol, run: int) -> tuple[dict[str, float], Any, Any, Any]:
@@ -165,7 +175,8 @@ def banditrec_run(protocol: Protocol, run: int) -> tuple[dict[str, float], Any, 
     data = from_obp(protocol.feedback(run))
     pi_e = obp_target(data, protocol.target(data.n))
     fit = cross_fit(data, seed=run)
-    ope = data.ope_data(pi_e, fit.q_hat)
+    fit_dr = cross_fit(data, seed=run, weighting="mrdr", pi_e=pi_e)
+    ope = data.ope_data(pi_e, fit.q_hat, fit_dr.q_hat)
     estimates = evaluate(ope, BANDITREC_METHODS)
     errors = {k: abs(e.value - protocol.truth) / protocol.truth for k, e in estimates.items()}
     return errors, data, ope, fit
@@ -196,7 +207,9 @@ def main() -> None:
         ours.append(errors)
         seconds[1] += time.perf_counter() - start
     print(f"{'':<28}" + "".join(f"{m:>10}" for m in BANDITREC_METHODS))
-    print(_line("obp 0.5.7", {m: float(np.mean([r[m] for r in theirs])) for m in theirs[0]}))
+    print(
+        _line("obp 0.5.7", {m: float(np.mean([r[m] for r in theirs])) for m in OBP_NAMES.values()})
+    )
     print(_line("banditrec", {m: float(np.mean([r[m] for r in ours])) for m in ours[0]}))
     print(
         _line(
@@ -211,6 +224,10 @@ def main() -> None:
                 "dr_os": 0.159520,
             },
         )
+    )
+    print(
+        "obp DR with its mrdr reward model (RegressionModel(fitting_method='mrdr')): "
+        f"{np.mean([r['dr (mrdr model)'] for r in theirs]):.3f}"
     )
     print(
         f"seconds per run (reward model + estimators): obp {seconds[0] / args.runs:.2f}, banditrec {seconds[1] / args.runs:.2f}"

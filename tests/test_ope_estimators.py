@@ -79,6 +79,19 @@ def test_variants_equal_their_formulas(tiny):
     assert DROS(1e12).estimate(tiny).value == pytest.approx(dr(tiny).value)
 
 
+def test_dr_and_sndr_read_the_model_fitted_for_them_and_the_rest_q_hat(tiny):
+    q_dr = np.full_like(Q_HAT, 0.5)
+    both = OPEData(REWARD, ACTION, PI_B[np.arange(4), ACTION], PI_E, Q_HAT, q_hat_dr=q_dr)
+    flat = OPEData(REWARD, ACTION, PI_B[np.arange(4), ACTION], PI_E, q_dr)
+    # DR with q̂ = 0.5 everywhere: 0.5 + mean(w (r − 0.5)) = 0.5 + (1 − 1 + 0.5 + 0) / 4
+    assert dr(both).value == pytest.approx(0.625) == pytest.approx(dr(flat).value)
+    assert sndr(both).value == pytest.approx(sndr(flat).value)
+    for estimate in (dm, lambda d: switch_dr(d, tau=1.5), lambda d: dr_os(d, lambda_=4.0)):
+        assert estimate(both).value == pytest.approx(estimate(tiny).value)
+    with pytest.raises(ValueError, match="q_hat_dr is given without q_hat"):
+        OPEData(REWARD, ACTION, np.full(4, 0.5), PI_E, q_hat_dr=q_dr)
+
+
 def test_standard_errors_and_normal_interval_by_formula(tiny):
     terms = np.array([2.0, 0.0, 1.0, 0.25])
     se = terms.std(ddof=1) / 2.0  # √n = 2

@@ -1,12 +1,15 @@
 """Acceptance on real logs: the Open Bandit Dataset sample obp ships, in obp's published
-protocol (bench/bench_obd.py runs it in full, side by side with obp's own estimators).
+protocol (bench/bench_obd.py runs it, side by side with obp's own estimators).
 
 obp's examples/obd README reports, over 30 bootstrap runs with its logistic reward model,
-relative errors of DM 0.157 and DR 0.292; over the 30 runs banditrec's own reward model
-(one model per position here) gives DM 0.133, DR 0.297, Switch-DR 0.125, DR-OS 0.129
-(BENCHMARKS.md: DR's 0.005 above the bar is within what the cross-fitting split alone
-moves it, for obp's model as for banditrec's). Over the first 10 runs used here it gives
-DM 0.16, DR 0.30, Switch-DR 0.16, DR-OS 0.16; this test holds that level.
+relative errors of DM 0.157 and DR 0.292. banditrec, with its own reward models (DM,
+Switch-DR and DR-OS read the log-loss model, one per position here; DR and SNDR the More
+Robust DR model fitted for the target), gives over the same 30 runs DM 0.133, DR 0.283,
+SNDR 0.285, Switch-DR 0.125, DR-OS 0.129 (BENCHMARKS.md). This test runs the protocol's 30
+runs with the bench's seeds (the bar is a 30-run mean), the target's pmf drawn from 100,000
+Thompson samples rather than 1,000,000 to save time (DM 0.133, DR 0.284, SNDR 0.286,
+Switch-DR 0.131, DR-OS 0.129), and holds DM, DR, SNDR, Switch-DR and DR-OS to obp's
+published figures. DR's margin depends on the cross-fitting split (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -20,9 +23,15 @@ import pytest
 
 pytest.importorskip("obp")
 
-OBP_PUBLISHED = {"dm": 0.156876, "dr": 0.292464}
-BOUND = {"dm": 0.17, "dr": 0.31, "switch_dr": 0.17, "dr_os": 0.17}
-RUNS = 10
+OBP_PUBLISHED = {
+    "dm": 0.156876,
+    "dr": 0.292464,
+    "sndr": 0.302407,
+    "switch_dr": 0.25841,
+    "dr_os": 0.15952,
+}
+"""obp's examples/obd README: mean relative errors over 30 runs with its reward model."""
+RUNS = 30
 
 
 def bench_obd():
@@ -41,13 +50,12 @@ def protocol():
     return bench, bench.obd_protocol(n_sim=100_000)
 
 
-def test_model_based_estimates_stay_near_obps_published_errors(protocol):
+def test_model_based_estimates_meet_obps_published_errors(protocol):
     bench, p = protocol
     assert p.truth == pytest.approx(0.0042, abs=1e-4)  # the BTS logs' on-policy value
     runs = [bench.banditrec_run(p, run) for run in range(RUNS)]
-    mean = {m: float(np.mean([errors[m] for errors, *_ in runs])) for m in BOUND}
-    assert all(mean[m] <= BOUND[m] for m in BOUND), mean
-    assert mean["dr_os"] < OBP_PUBLISHED["dm"] + 0.01 and mean["dr"] < OBP_PUBLISHED["dr"] + 0.02
+    mean = {m: float(np.mean([errors[m] for errors, *_ in runs])) for m in OBP_PUBLISHED}
+    assert all(mean[m] <= OBP_PUBLISHED[m] for m in OBP_PUBLISHED), mean
     # every estimate comes with its report; here the log supports the target well
     _, data, ope, fit = runs[-1]
     assert fit.features == "context + action id, one model per slot"  # positions differ

@@ -39,6 +39,26 @@ def test_a_rows_own_reward_never_changes_its_prediction(channel_log, kind):
     assert not np.allclose(changed.q_hat[other_fold], base.q_hat[other_fold])
 
 
+@pytest.mark.parametrize("weighting", ["iw", "mrdr"])
+def test_weighted_fits_ignore_rows_the_target_never_plays(channel_log, weighting):
+    """A row whose logged action the target gives no probability has weight 0 in an iw or
+    mrdr fit: changing its reward changes no prediction (it does in the unweighted fit)."""
+    pi_e = np.zeros_like(channel_log.pi_b)
+    pi_e[:, 1] = 1.0
+    row = int(np.flatnonzero(channel_log.action != 1)[0])
+    changed_log = with_reward(channel_log, row, 50.0)
+    base = cross_fit(channel_log, kind="ridge", seed=3, weighting=weighting, pi_e=pi_e)
+    changed = cross_fit(changed_log, kind="ridge", seed=3, weighting=weighting, pi_e=pi_e)
+    np.testing.assert_allclose(changed.q_hat, base.q_hat)
+    unweighted = cross_fit(channel_log, kind="ridge", seed=3).q_hat
+    assert not np.allclose(cross_fit(changed_log, kind="ridge", seed=3).q_hat, unweighted)
+    # the rows it plays weigh by ρ (iw) or ρ(1 − p)/p (mrdr), normalized to mean 1
+    weight = rm.fit_weights(channel_log, pi_e, weighting)
+    rho = (channel_log.action == 1) / channel_log.pscore
+    expected = rho if weighting == "iw" else rho * (1 - channel_log.pscore) / channel_log.pscore
+    np.testing.assert_allclose(weight, expected * channel_log.n / expected.sum())
+
+
 def test_the_model_learns_the_simulators_truth(channel_log):
     fit = cross_fit(channel_log, kind="ridge", dim=128)
     assert fit.features == "hashed" and fit.n_folds == 3
@@ -66,6 +86,10 @@ def test_reward_model_options_are_checked(channel_log):
         cross_fit(channel_log, n_folds=1)
     with pytest.raises(ValueError, match="no dense context"):
         cross_fit(channel_log, features="context")
+    with pytest.raises(ValueError, match="needs the target policy's pmfs"):
+        cross_fit(channel_log, weighting="mrdr")
+    with pytest.raises(ValueError, match="unknown weighting"):
+        cross_fit(channel_log, weighting="variance", pi_e=channel_log.pi_b)  # type: ignore[arg-type]
 
 
 def test_positions_where_actions_do_differently_get_one_model_each():

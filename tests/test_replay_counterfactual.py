@@ -17,6 +17,8 @@ from banditrec.replay import (
     Candidate,
     Estimate,
     counterfactual,
+    cross_fit,
+    evaluate,
     make_candidate,
     simulate_log,
     target_pmfs,
@@ -77,6 +79,25 @@ def test_report_ranks_recommends_tables_and_plots(iris_log, tmp_path):
     assert (
         report.reward_model is not None and report.reward_model.q_hat.shape == iris_log.pi_b.shape
     )
+
+
+def test_dr_reads_a_reward_model_fitted_for_each_candidate_and_dm_the_shared_one(iris_log):
+    log = iris_log.take(np.arange(600))
+    report = counterfactual(log, [make_candidate("greedy", GREEDY)], methods=["dm", "dr"])
+    pi_e = target_pmfs(DecisionEngine(AppConfig(policy=GREEDY)), log, learn=True)
+    fit = cross_fit(log)
+    fit_dr = cross_fit(log, weighting="mrdr", pi_e=pi_e)
+    expected = evaluate(log.ope_data(pi_e, fit.q_hat, fit_dr.q_hat), ["dm", "dr"])
+    (result,) = report.results
+    for name in ("dm", "dr"):
+        assert result.estimates[name].value == pytest.approx(expected[name].value, rel=1e-9)
+    unweighted = evaluate(log.ope_data(pi_e, fit.q_hat), ["dr"])["dr"].value
+    assert result.estimates["dr"].value != pytest.approx(unweighted, rel=1e-9)
+    # a reward model passed in is the one every estimator reads
+    given = counterfactual(
+        log, [make_candidate("greedy", GREEDY)], methods=["dr"], reward_model=fit
+    )
+    assert given.results[0].estimates["dr"].value == pytest.approx(unweighted, rel=1e-9)
 
 
 def test_a_named_current_policy_is_the_baseline(iris_log):

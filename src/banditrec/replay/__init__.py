@@ -17,6 +17,7 @@
   discovery.py: a grid of learning settings to run it on.
 """
 
+from .calibration import Calibration
 from .counterfactual import Candidate, CounterfactualReport, counterfactual, make_candidate
 from .dataset import LoggedBandit
 from .estimators import (
@@ -49,7 +50,7 @@ from .quality import QualityReport, quality_report, weight_quality
 from .readers import LogFormatError, from_records, read_dsjson
 from .registry import DEFAULT_METHODS, ESTIMATORS, evaluate
 from .rejection import ReplayResult, replay
-from .reward_model import Calibration, RewardModelFit, cross_fit
+from .reward_model import RewardModelFit, cross_fit
 from .simulated import simulate_log
 from .summary import Estimate, Terms, summarize
 from .target import target_pmfs

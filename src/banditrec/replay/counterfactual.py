@@ -220,6 +220,9 @@ def counterfactual(
         if reward_model is None:
             fit = cross_fit(data, kind=reward_model_kind, seed=seed, progress=progress)
         q_hat = fit.q_hat if fit is not None else np.asarray(reward_model)
+    # DR and SNDR get a reward model fitted for their correction, per candidate (its
+    # weights depend on the target), unless the caller brought the reward model
+    fit_for_dr = reward_model is None and any(e.uses_dr_model for e in estimators)
 
     results = []
     for c in candidates:
@@ -227,7 +230,12 @@ def counterfactual(
         pmfs = target_pmfs(
             DecisionEngine(c.config), data, learn=learn, progress=progress, desc=c.name
         )
-        ope = data.ope_data(pmfs, q_hat)
+        q_hat_dr = (
+            cross_fit(data, kind=reward_model_kind, seed=seed, weighting="mrdr", pi_e=pmfs).q_hat
+            if fit_for_dr
+            else None
+        )
+        ope = data.ope_data(pmfs, q_hat, q_hat_dr)
         estimates = evaluate(
             ope, estimators, interval=interval, alpha=alpha, n_boot=n_boot, rng=seed
         )

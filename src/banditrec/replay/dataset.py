@@ -140,8 +140,11 @@ class LoggedBandit:
 
     # --- views --------------------------------------------------------------------
 
-    def ope_data(self, pi_e: np.ndarray, q_hat: np.ndarray | None = None) -> OPEData:
-        """The estimator input for a target policy's pmfs `pi_e` (n, K)."""
+    def ope_data(
+        self, pi_e: np.ndarray, q_hat: np.ndarray | None = None, q_hat_dr: np.ndarray | None = None
+    ) -> OPEData:
+        """The estimator input for a target policy's pmfs `pi_e` (n, K); `q_hat` the reward
+        model, `q_hat_dr` the one DR and SNDR read when given (`cross_fit(weighting="mrdr")`)."""
         pi_e = np.asarray(pi_e, dtype=np.float64)
         if pi_e.shape != self.pi_b.shape:
             raise ValueError(f"pi_e must be {self.pi_b.shape} like the log; got {pi_e.shape}")
@@ -155,6 +158,7 @@ class LoggedBandit:
             q_hat=q_hat,
             group=self.group if self.is_multislot else None,
             stratum=self.slot if self.is_multislot else None,
+            q_hat_dr=q_hat_dr,
         )
 
     def true_value(self, pi_e: np.ndarray) -> float:

@@ -17,6 +17,9 @@ q̂(x_i, ·) (cross-fitted: see reward_model.py). With DM_i = Σ_a π(a|x_i) q̂
 | dr_os       | DM + λw/(w² + λ) (r − q̂(a))               | DR with optimistic shrinkage (Su 2020)  |
 
 Switch-DR's τ and DR-OS's λ are chosen from the data by SLOPE (`slope`) unless given.
+DR and SNDR read `q_hat_dr` when it is given (a q̂ fitted to make the DR correction's
+variance small, `cross_fit(weighting="mrdr")`: More Robust DR, Farajtabar et al. 2018); DM,
+Switch-DR and DR-OS, whose value leans on q̂ itself, read `q_hat` (fitted for prediction).
 References: IPS (Horvitz & Thompson 1952), SNIPS (Swaminathan & Joachims 2015), DR (Dudík,
 Langford & Li 2011), Switch-DR (Wang, Agarwal & Dudík 2017), DR-OS (Su et al. 2020).
 
@@ -55,6 +58,8 @@ class OPEData:
     q_hat: np.ndarray | None = None
     group: np.ndarray | None = None
     stratum: np.ndarray | None = None
+    q_hat_dr: np.ndarray | None = None
+    """q̂ for DR and SNDR (see the module doc); None: they use `q_hat`."""
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,11 +93,14 @@ class OPEData:
         object.__setattr__(self, "action", a)
         object.__setattr__(self, "pscore", p)
         object.__setattr__(self, "pi_e", pi)
-        if self.q_hat is not None:
-            q = np.asarray(self.q_hat, dtype=np.float64)
-            if q.shape != pi.shape:
-                raise ValueError(f"q_hat must have pi_e's shape {pi.shape}; got {q.shape}")
-            object.__setattr__(self, "q_hat", q)
+        for name in ("q_hat", "q_hat_dr"):
+            if getattr(self, name) is not None:
+                q = np.asarray(getattr(self, name), dtype=np.float64)
+                if q.shape != pi.shape:
+                    raise ValueError(f"{name} must have pi_e's shape {pi.shape}; got {q.shape}")
+                object.__setattr__(self, name, q)
+        if self.q_hat_dr is not None and self.q_hat is None:
+            raise ValueError("q_hat_dr is given without q_hat; pass q_hat (DM reads it)")
         for name in ("group", "stratum"):
             value = getattr(self, name)
             if value is not None:
@@ -124,6 +132,18 @@ class OPEData:
         """r_i − q̂(x_i, a_i)."""
         return self.reward - self._q()[self.rows, self.action]
 
+    @cached_property
+    def dm_dr(self) -> np.ndarray:
+        """`dm` with `q_hat_dr` (DR's and SNDR's model) when given."""
+        return self.dm if self.q_hat_dr is None else np.einsum("ij,ij->i", self.pi_e, self.q_hat_dr)
+
+    @cached_property
+    def residual_dr(self) -> np.ndarray:
+        """`residual` with `q_hat_dr` when given."""
+        if self.q_hat_dr is None:
+            return self.residual
+        return self.reward - self.q_hat_dr[self.rows, self.action]
+
     def _q(self) -> np.ndarray:
         if self.q_hat is None:
             raise ValueError(
@@ -138,6 +158,8 @@ class OPEData:
 class Estimator(ABC):
     name: ClassVar[str]
     uses_reward_model: ClassVar[bool] = False
+    uses_dr_model: ClassVar[bool] = False
+    """Reads `OPEData.q_hat_dr` (a q̂ fitted for the DR correction) when given."""
 
     @abstractmethod
     def terms(self, d: OPEData) -> Terms: ...
@@ -197,9 +219,10 @@ class DM(Estimator):
 class DR(Estimator):
     name = "dr"
     uses_reward_model = True
+    uses_dr_model = True
 
     def terms(self, d: OPEData) -> Terms:
-        return d.terms(d.dm + d.weight * d.residual)
+        return d.terms(d.dm_dr + d.weight * d.residual_dr)
 
 
 class SNDR(Estimator):
@@ -211,12 +234,13 @@ class SNDR(Estimator):
 
     name = "sndr"
     uses_reward_model = True
+    uses_dr_model = True
 
     def terms(self, d: OPEData) -> Terms:
         group = d.rows if d.group is None else d.group
         stratum = np.zeros(d.n, dtype=np.intp) if d.stratum is None else d.stratum
         return Terms(
-            num=np.concatenate([d.dm, d.weight * d.residual]),
+            num=np.concatenate([d.dm_dr, d.weight * d.residual_dr]),
             den=np.concatenate([np.ones(d.n), d.weight]),
             group=np.concatenate([group, group]),
             stratum=np.concatenate([2 * stratum, 2 * stratum + 1]),

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AppConfig, FixedConfig, PolicyConfig
+from ..config import AppConfig
 from ..experiments import Assignment, assign
 from ..experiments.arms import arm_models, arm_policies
 from ..explain import explained
 from ..policies import FixedPolicy, Policy, load_policy, make_policy
 from ..policies.baseline import UniformPolicy
+from ..policy_config import FixedConfig, PolicyConfig
 from ..privacy.consent import opted_out
 from ..privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
 from ..slates import decide as slate_ops

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AppConfig, RLPolicyConfig
+from ..config import AppConfig
 from ..decision import pmf as pmf_ops
 from ..decision.engine import DecisionEngine
 from ..decision.features import FeatureSet
 from ..decision.journey import journey_context
 from ..decision.sampling import draw
 from ..policies.rl import RLPolicy
+from ..policy_config import RLPolicyConfig
 from .envs import make_env
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from ..decision.engine import UnknownSlotError
 from ..decision.schema import Decision, DecisionRequest, Reward
+from ..decision.served import UnknownSlotError
 from ..eventlog import EventLog
 from ..eventlog.errors import ConfigChangedError, UnknownAppError
 from ..privacy.retention import apply_retention

@@ -145,7 +145,7 @@ def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: i
     same steps without the explain/opt-out/privacy checks (choose + build the decision, what
     `decide` was before them), and `decide` with explain true. The VW model is trained first
     so its weights are not zero."""
-    from banditrec.decision.engine import _decision
+    from banditrec.decision.served import build_decision
 
     for r in requests[:2000]:
         _, (rec,) = engine.decide_logged(r)
@@ -154,7 +154,7 @@ def explain_rounds(engine: DecisionEngine, requests: list[DecisionRequest], n: i
 
     def bare(r: DecisionRequest) -> object:
         served, choices = engine.choose(r)
-        return _decision(r.event_id, served, choices)
+        return build_decision(r.event_id, served, choices)
 
     # The same model under contact_values: allow (no contact-detail check): isolates the
     # explain/opt-out checks from the privacy default's check.

@@ -157,7 +157,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_to_margin(args: argparse.Namespace) -> dict[str, Any]:
-    from banditrec.envs.journey import GreedyPolicy, monte_carlo_value
+    from banditrec.envs.journey_value import GreedyPolicy, monte_carlo_value
     from banditrec.rl.train import TrainSettings, train
 
     eval_seed, eval_episodes = 10_000, 2000

@@ -43,7 +43,7 @@ from .decision.schema import Decision
 from .policies.interactions import FULL_NAME_FLAG
 
 if TYPE_CHECKING:
-    from .decision.engine import SlotChoice
+    from .decision.served import SlotChoice
 
 TOP_K = 10
 FORMAT_VERSION = 1

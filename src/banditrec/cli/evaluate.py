@@ -18,7 +18,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from ..config import VWPolicyConfig
+from ..policy_config import VWPolicyConfig
 from ..replay.counterfactual import Candidate, counterfactual, make_candidate
 from ..replay.dataset import LoggedBandit
 from ..replay.discovery import discover

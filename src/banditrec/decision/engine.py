@@ -4,23 +4,24 @@ decide: request → features → policy pmf → mode / per-request exploration /
 seeded draw → decision (+ its DSJson log record). learn: joined record → policy update.
 The served state (config, policies, model version) is one immutable object replaced in a
 single assignment, so a model swap or a reconfiguration lands between two requests,
-never inside one.
+never inside one. What a decision is made of (that state, each slot's choice, the answer
+built from them) is in decision/served.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..config import AppConfig, FixedConfig, PolicyConfig
+from ..config import AppConfig
 from ..experiments import Assignment, assign
 from ..experiments.arms import arm_models, arm_policies
 from ..explain import explained
 from ..policies import FixedPolicy, Policy, load_policy, make_policy
 from ..policies.baseline import UniformPolicy
+from ..policy_config import FixedConfig, PolicyConfig
 from ..privacy.consent import opted_out
 from ..privacy.pseudonymize import Pseudonymizer, RequestPrivacy, suspect
 from ..slates import decide as slate_ops
@@ -30,51 +31,8 @@ from . import pmf as pmf_ops
 from .features import FeatureSet, Interaction
 from .record import META_KEY, LoggedEvent, build_record, slot_key, to_interaction
 from .sampling import draw, event_seed
-from .schema import Decision, DecisionRequest, ExplorationOverride, RankedAction, SlotDecision
-
-
-@dataclass(frozen=True, slots=True)
-class _Served:
-    config: AppConfig
-    policies: dict[str | None, Policy]
-    version: int
-    arms: dict[str, Policy] = field(default_factory=dict)  # `policy` arms (experiments/arms)
-    # Per-slot settings the decision path reads on every request, derived once per config.
-    action_id_feature: dict[str | None, bool] = field(init=False)
-    policy_names: dict[str | None, str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        slots = self.config.slot_policies()
-        ids = {slot: getattr(cfg, "action_id_feature", True) for slot, cfg in slots.items()}
-        names = {slot: _policy_name(cfg) for slot, cfg in slots.items()}
-        object.__setattr__(self, "action_id_feature", ids)
-        object.__setattr__(self, "policy_names", names)
-
-
-@dataclass(frozen=True, slots=True)
-class SlotChoice:
-    """One slot's outcome: the inputs, the final pmf and the ranking (chosen first)."""
-
-    slot: str | None
-    features: FeatureSet
-    order: list[int]
-    probabilities: list[float]  # the served pmf, as the response and the log record take it
-    arm: Assignment | None = None  # the experiment arm that served it, if any
-
-    @property
-    def pmf(self) -> np.ndarray:
-        """The served pmf as an array (built on use: the serving path never needs one)."""
-        return np.array(self.probabilities)
-
-    @property
-    def chosen(self) -> int:
-        return self.order[0]
-
-    def interaction(self, reward: float) -> Interaction:
-        """What the policy learns from this choice once its reward is known."""
-        chosen = self.order[0]
-        return Interaction(self.features, chosen, self.probabilities[chosen], reward, self.slot)
-
+from .schema import Decision, DecisionRequest, ExplorationOverride
+from .served import Served, SlotChoice, UnknownSlotError, build_decision
 
 _DEFAULT_ACTION = FixedPolicy(FixedConfig())
 _ARM_POLICIES: dict[str, Policy] = {"default": _DEFAULT_ACTION, "uniform": UniformPolicy()}
@@ -92,7 +50,7 @@ class DecisionEngine:
         if policies is None:
             policies = {slot: make_policy(cfg) for slot, cfg in config.slot_policies().items()}
         arms = arm_policies(config, arm_models)
-        self._served = _Served(config, dict(policies), model_version, arms)
+        self._served = Served(config, dict(policies), model_version, arms)
         self._pseudonymizer: Pseudonymizer | None = None
         self._privacy = RequestPrivacy.from_config(config.privacy, None)
 
@@ -139,7 +97,7 @@ class DecisionEngine:
             for slot, cfg in served.config.slot_policies().items()
         }
         arms = arm_policies(served.config, models, served.arms)
-        self._served = _Served(served.config, policies, version, arms)
+        self._served = Served(served.config, policies, version, arms)
 
     def reconfigure(self, config: AppConfig) -> None:
         """New settings, live. A slot whose policy kind is unchanged keeps what it learned."""
@@ -151,7 +109,7 @@ class DecisionEngine:
             same_kind = current is not None and slot in old and _same_kind(old[slot], cfg)
             policies[slot] = current.reconfigured(cfg) if same_kind else make_policy(cfg)
         arms = arm_policies(config, None, served.arms, served.config, _same_kind)
-        self._served = _Served(config, policies, served.version, arms)
+        self._served = Served(config, policies, served.version, arms)
         self._privacy = RequestPrivacy.from_config(config.privacy, self._pseudonymizer)
 
     @property
@@ -203,7 +161,7 @@ class DecisionEngine:
         *,
         slot: str | None = None,
         exploration: ExplorationOverride | None = None,
-        served: _Served | None = None,
+        served: Served | None = None,
         arm: Assignment | None = None,
     ) -> np.ndarray:
         """The final pmf this app serves for `x` (in `arm`, if given): mode, per-request
@@ -217,7 +175,7 @@ class DecisionEngine:
         seed: int,
         slot: str | None,
         exploration: ExplorationOverride | None,
-        served: _Served,
+        served: Served,
         arm: Assignment | None = None,
     ) -> list[float]:
         """`pmf` as a list of floats: pure Python is cheaper than numpy at this size."""
@@ -227,7 +185,7 @@ class DecisionEngine:
             policy = served.arms.get(arm.arm.name) or _ARM_POLICIES.get(arm.arm.kind, policy)
         return pmf_ops.shaped(policy.probabilities(x, seed), cfg.min_probability, exploration)
 
-    def choose(self, request: DecisionRequest) -> tuple[_Served, list[SlotChoice]]:
+    def choose(self, request: DecisionRequest) -> tuple[Served, list[SlotChoice]]:
         return self.choose_features(
             request.event_id, self.features(request), request.exploration, request.unit_id
         )
@@ -238,7 +196,7 @@ class DecisionEngine:
         features: Mapping[str | None, FeatureSet],
         exploration: ExplorationOverride | None = None,
         unit_id: str | None = None,
-    ) -> tuple[_Served, list[SlotChoice]]:
+    ) -> tuple[Served, list[SlotChoice]]:
         """The decision step on prepared features: final pmf and seeded draw, per slot.
 
         For callers that build `FeatureSet`s themselves (simulators, replay) and skip the
@@ -268,7 +226,7 @@ class DecisionEngine:
         served, choices = self.choose_features(
             request.event_id, features, request.exploration, request.unit_id
         )
-        decision = _decision(request.event_id, served, choices)
+        decision = build_decision(request.event_id, served, choices)
         return explained(decision, served, choices) if request.explain else decision
 
     def decide_logged(
@@ -314,7 +272,7 @@ class DecisionEngine:
         for c, record in zip(choices, records, strict=True):
             if c.arm is not None:  # p stays the probability within the arm (experiments/assign)
                 record[META_KEY].update(arm=c.arm.arm.name, arm_probability=c.arm.probability)
-        decision = _decision(request.event_id, served, choices)
+        decision = build_decision(request.event_id, served, choices)
         if request.explain:
             decision = explained(decision, served, choices)
         return decision, records
@@ -349,7 +307,7 @@ class DecisionEngine:
         decision = slate_ops.slate_decision(request.event_id, choices, served.version, cfg.mode)
         return decision, records
 
-    def _draw_slate(self, request: SlateRequest) -> tuple[_Served, list[slate_ops.PositionChoice]]:
+    def _draw_slate(self, request: SlateRequest) -> tuple[Served, list[slate_ops.PositionChoice]]:
         served = self._served
         cfg = served.config
         if cfg.slots is not None:
@@ -379,14 +337,6 @@ class DecisionEngine:
         return True
 
 
-class UnknownSlotError(ValueError):
-    def __init__(self, slot: str | None, known: list[str]) -> None:
-        what = "a single-slot request" if slot is None else f"slot {slot!r}"
-        super().__init__(
-            f"this app does not serve {what}; its slots are {known or 'none (single-slot app)'}"
-        )
-
-
 def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
     if a.kind != b.kind:
         return False
@@ -401,33 +351,3 @@ def _same_kind(a: PolicyConfig, b: PolicyConfig) -> bool:
     if hasattr(a, "dim"):
         return a.dim == b.dim
     return True
-
-
-def _policy_name(pol: PolicyConfig) -> str:
-    if pol.kind in ("vw", "vw_ccb"):
-        return f"{pol.kind}:{pol.explorer.type}"
-    return pol.kind
-
-
-def _ranking(c: SlotChoice) -> list[RankedAction]:
-    ids = c.features.action_ids
-    probs = c.probabilities
-    return [RankedAction(ids[i], probs[i]) for i in c.order]
-
-
-def _decision(event_id: str, served: _Served, choices: list[SlotChoice]) -> Decision:
-    mode = served.config.mode
-    arm = choices[0].arm if choices else None  # one arm per request, whatever the slots
-    arm_fields = (None, None) if arm is None else (arm.arm.name, arm.probability)
-    if len(choices) == 1 and choices[0].slot is None:
-        c = choices[0]
-        ranking = _ranking(c)
-        top = ranking[0]
-        return Decision(
-            event_id, top.id, top.probability, ranking, served.version, mode, None, *arm_fields
-        )
-    slots = []
-    for c in choices:
-        ranking = _ranking(c)
-        slots.append(SlotDecision(c.slot, ranking[0].id, ranking[0].probability, ranking))
-    return Decision(event_id, None, None, [], served.version, mode, slots, *arm_fields)

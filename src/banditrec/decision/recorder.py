@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import DecisionEngine, SlotChoice
+from .engine import DecisionEngine
 from .features import FeatureSet
 from .record import build_record, set_reward
+from .served import SlotChoice
 
 # Simulated decisions are stamped from a fixed clock (one second per step).
 SIM_EPOCH = 1_700_000_000.0

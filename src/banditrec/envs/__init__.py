@@ -56,14 +56,8 @@ import gymnasium
 from .base import BanditBatch, BanditEnv, to_feature_set, to_request
 from .channel import ChannelEnv
 from .content import ContentEnv
-from .journey import (
-    EngagementJourneyEnv,
-    GreedyPolicy,
-    JourneyDynamics,
-    MonteCarloValue,
-    RestWhenFatigued,
-    monte_carlo_value,
-)
+from .journey import EngagementJourneyEnv, JourneyDynamics
+from .journey_value import GreedyPolicy, MonteCarloValue, RestWhenFatigued, monte_carlo_value
 from .send_time import SendTimeEnv
 from .supervised import SupervisedBanditEnv, load_dataset
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from ..config import AppConfig, PolicyConfig
+from ..config import AppConfig
 from ..policies import Policy, load_policy, make_policy
+from ..policy_config import PolicyConfig
 
 log = logging.getLogger("banditrec.experiments")
 

@@ -2,7 +2,8 @@
 
 Kept apart from `banditrec.config` (which holds it as `AppConfig.experiment`) so the
 experiment code imports no policy code. A `policy` arm's `policy` is a `PolicyConfig`,
-named here only for type checkers; `banditrec.config` resolves it once that is defined.
+named here only for type checkers; `banditrec.policy_config` resolves it once that is
+defined.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Azure Personalizer compatibility: its feature lists, learning settings, service settings and
 exported logs, mapped onto banditrec's requests, app configs and log records.
 
-The HTTP routes live in `serving/personalizer.py`; the log import in `personalizer/logs.py`
+The HTTP routes live in `serving/personalizer_routes.py` (their work in
+`serving/personalizer.py`); the log import in `personalizer/logs.py`
 (`banditrec import-personalizer`). See docs/personalizer.md.
 """
 

@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import AppConfig, PolicyConfig, VWPolicyConfig
+from ..config import AppConfig
+from ..policy_config import PolicyConfig, VWPolicyConfig
 
 DEFAULT_LEARNING_SETTINGS = (
     "--cb_explore_adf --epsilon 0.2 --power_t 0 -l 0.001 --cb_type mtr -q ::"

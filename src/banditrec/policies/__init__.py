@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import PolicyConfig
+from ..policy_config import PolicyConfig
 from .base import Policy
 from .baseline import FixedPolicy, UniformPolicy
 from .linear import LinTSPolicy, LinUCBPolicy

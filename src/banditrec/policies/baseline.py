@@ -6,8 +6,8 @@ from typing import Self
 
 import numpy as np
 
-from ..config import FixedConfig, UniformConfig
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import FixedConfig, UniformConfig
 from .base import Policy
 
 

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import textwrap
 
-from ..config import AppConfig, PolicyConfig, VWPolicyConfig
+from ..config import AppConfig
+from ..policy_config import PolicyConfig, VWPolicyConfig
 
 _CHILD = textwrap.dedent(
     """

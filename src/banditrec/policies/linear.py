@@ -11,8 +11,8 @@ from typing import Self
 
 import numpy as np
 
-from ..config import LinTSConfig, LinUCBConfig
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import LinTSConfig, LinUCBConfig
 from .base import Policy, argmax_set, load_arrays, save_arrays
 
 _TIE_ATOL = 1e-12  # scores this close to the best are a tie

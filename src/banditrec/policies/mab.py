@@ -10,8 +10,8 @@ from typing import Self
 
 import numpy as np
 
-from ..config import EpsilonGreedyMABConfig, ThompsonConfig, UCB1Config
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import EpsilonGreedyMABConfig, ThompsonConfig, UCB1Config
 from .base import Policy, argmax_set, load_arrays, save_arrays
 
 

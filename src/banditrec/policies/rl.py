@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
-from ..config import RLPolicyConfig
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import RLPolicyConfig
 from .base import Policy
 
 if TYPE_CHECKING:

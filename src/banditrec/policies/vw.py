@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import vowpal_wabbit_next as vw
 
-from ..config import VWPolicyConfig
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import VWPolicyConfig
 from .base import Policy
 from .interactions import InteractionCheck
 

@@ -20,8 +20,8 @@ import numpy as np
 import orjson
 import vowpal_wabbit_next as vw
 
-from ..config import VWCCBPolicyConfig
 from ..decision.features import FeatureSet, Interaction
+from ..policy_config import VWCCBPolicyConfig
 from ..slates.dsjson import ccb_example
 from .base import Policy
 

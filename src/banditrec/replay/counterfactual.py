@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import TypeAdapter
 from tabulate import tabulate
 
-from ..config import AppConfig, PolicyConfig, SlotConfig
+from ..config import AppConfig, SlotConfig
 from ..decision.engine import DecisionEngine
+from ..policy_config import PolicyConfig
 from .dataset import LoggedBandit
 from .estimators import OnPolicy, weight_diagnostics
 from .intervals import DEFAULT_BOOTSTRAP_SAMPLES, IntervalKind

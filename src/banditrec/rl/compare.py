@@ -122,7 +122,7 @@ def _value_row(name: str, mc: Any) -> dict[str, Any]:
 def compare(settings: CompareSettings, *, progress: bool | None = None) -> dict[str, Any]:
     """Run the comparison; returns (and, with `out`, writes) the summary. See the module doc."""
     from ..envs import suggested_policy
-    from ..envs.journey import GreedyPolicy, RestWhenFatigued, monte_carlo_value
+    from ..envs.journey_value import GreedyPolicy, RestWhenFatigued, monte_carlo_value
     from ..simulate import simulate
 
     if not is_journey(settings.env, settings.env_kwargs):

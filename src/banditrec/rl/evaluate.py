@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AppConfig, RLPolicyConfig
+from ..config import AppConfig
 from ..decision import pmf as pmf_ops
 from ..decision.engine import DecisionEngine
 from ..decision.features import FeatureSet
 from ..decision.journey import journey_context
 from ..decision.sampling import draw
 from ..policies.rl import RLPolicy
+from ..policy_config import RLPolicyConfig
 from .envs import make_env
 
 
@@ -119,7 +120,7 @@ def true_value(
 ) -> Any:
     """The policy's expected return with a 95% interval (`MonteCarloValue`): the journey's own
     `monte_carlo_value` (batched when the policy can), or plain rollouts of any other env."""
-    from ..envs.journey import MonteCarloValue, monte_carlo_value
+    from ..envs.journey_value import MonteCarloValue, monte_carlo_value
 
     if is_journey(env_id, env_kwargs):
         batched = isinstance(policy, EnginePolicy) and policy.is_rl
@@ -166,7 +167,7 @@ def baseline_values(
     """Reference values the env knows (the journey's myopic oracle and its rule); else none."""
     if not is_journey(env_id, env_kwargs):
         return {}
-    from ..envs.journey import GreedyPolicy, RestWhenFatigued, monte_carlo_value
+    from ..envs.journey_value import GreedyPolicy, RestWhenFatigued, monte_carlo_value
 
     return {
         "myopic oracle (greedy)": monte_carlo_value(

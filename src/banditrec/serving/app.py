@@ -22,7 +22,7 @@ from .auth import Scope, credential_from_headers
 from .errors import ApiError, install_error_handlers
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import install_openapi, route_docs
-from .personalizer import install_personalizer
+from .personalizer_routes import install_personalizer
 from .privacy_routes import install_privacy_routes
 from .reports import install_reports
 from .service import DecisionService

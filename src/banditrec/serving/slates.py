@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from ..decision.engine import UnknownSlotError
 from ..decision.record import META_KEY
+from ..decision.served import UnknownSlotError
 from ..slates.choose import SlateRuleError
 from ..slates.decide import slate_from_records
 from ..slates.schema import SlateDecision, SlateRequest

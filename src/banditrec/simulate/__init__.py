@@ -9,8 +9,9 @@
 The same runs from the shell: `banditrec simulate --env banditrec/Content-v0 --policy a.yaml --policy uniform`.
 """
 
-from .harness import Comparison, SimulationResult, compare, make_env, simulate
+from .harness import compare, make_env, simulate
 from .plot import moving_average, plot_results
+from .results import Comparison, SimulationResult
 from .specs import PolicySpec, PolicySpecError, load_policy_specs, parse_policy_specs, policy_spec
 
 __all__ = [

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .harness import SimulationResult
+    from .results import SimulationResult
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:

@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from ..config import APP_NAME_PATTERN, AppConfig, PolicyConfig, VWPolicyConfig
+from ..config import APP_NAME_PATTERN, AppConfig
+from ..policy_config import PolicyConfig, VWPolicyConfig
 
 _POLICY_ADAPTER: TypeAdapter[PolicyConfig] = TypeAdapter(PolicyConfig)
 _APP_KEYS = frozenset(AppConfig.model_fields) - {"name", "policy", "slots"}

@@ -77,23 +77,10 @@ def with_event_id(data: Any, new_id: Callable[[], str]) -> Any:
 class DecisionService(Replica):
     """Decisions, rewards and admin calls for every app this replica serves."""
 
-    def __init__(
-        self,
-        log: EventLog,
-        settings: ServiceSettings,
-        *,
-        open_access: bool = False,
-        poll_interval_s: float = 0.1,
-        refresh_interval_s: float = 1.0,
-    ) -> None:
+    def __init__(self, log: EventLog, settings: ServiceSettings, **replica: Any) -> None:
+        """`replica`: `Replica`'s options (open_access, poll_interval_s, refresh_interval_s)."""
         self.event_ids = EventIds()
-        super().__init__(
-            log,
-            settings,
-            open_access=open_access,
-            poll_interval_s=poll_interval_s,
-            refresh_interval_s=refresh_interval_s,
-        )
+        super().__init__(log, settings, **replica)
         self.writer = DecisionWriter(log.decisions)
         # Rewards, activations and admin calls wait on Redis in threads of their own: in the
         # event loop's default pool they would queue behind whatever else the replica's

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from banditrec.decision.features import FeatureSet  # noqa: E402
 from banditrec.replay import LoggedBandit, OPEData, cross_fit, evaluate  # noqa: E402
-from banditrec.replay.reward_model import hashed_design  # noqa: E402
+from banditrec.replay.hashed import hashed_design  # noqa: E402
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

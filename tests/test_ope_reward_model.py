@@ -8,7 +8,7 @@ import pytest
 
 import banditrec.envs  # noqa: F401  (registers banditrec/… envs)
 from banditrec.decision.engine import DecisionEngine
-from banditrec.replay import LoggedBandit, cross_fit, simulate_log
+from banditrec.replay import LoggedBandit, cross_fit, hashed, simulate_log
 from banditrec.replay import reward_model as rm
 
 
@@ -74,7 +74,7 @@ def test_the_model_learns_the_simulators_truth(channel_log):
 
 def test_large_designs_are_featurized_twice_instead_of_kept(channel_log, monkeypatch):
     kept = cross_fit(channel_log, kind="ridge", seed=1).q_hat
-    monkeypatch.setattr(rm, "_DESIGN_BUDGET_BYTES", 1024)
+    monkeypatch.setattr(hashed, "_DESIGN_BUDGET_BYTES", 1024)
     streamed = cross_fit(channel_log, kind="ridge", seed=1).q_hat
     np.testing.assert_allclose(streamed, kept)
 

@@ -28,7 +28,6 @@ actions (see calibration.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,16 +35,11 @@ import numpy as np
 
 from .calibration import Calibration, calibrate
 from .dataset import LoggedBandit
-from .progress import progress_bar
+from .hashed import HashedFeatures
 
 RewardModelKind = Literal["auto", "ridge", "logistic", "action_mean"]
 Weighting = Literal["none", "iw", "mrdr"]
 _PREDICT_CHUNK = 65_536
-_FEATURE_CHUNK = 4096
-# Keep the whole (n, K, dim) design in memory only up to this size; beyond it, featurize
-# twice (fit, then score) rather than run out of memory on a large log.
-_DESIGN_BUDGET_BYTES = 1 << 30
-_CACHE_BUDGET_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -61,50 +55,6 @@ class RewardModelFit:
     def calibration(self, data: LoggedBandit, n_bins: int = 10) -> Calibration:
         """How well q̂ of the logged actions matches their rewards (see `Calibration`)."""
         return calibrate(self.q_hat[np.arange(data.n), data.action], data.reward, n_bins)
-
-
-class _HashedFeatures:
-    """Each row's `FeatureSet.hashed(dim)` (zero-padded), produced in chunks of rows."""
-
-    def __init__(self, data: LoggedBandit, dim: int, progress: bool | None) -> None:
-        self.data, self.dim, self.progress = data, dim, progress
-        per_row = data.n_actions * dim
-        self.keep = data.n * per_row * 4 <= _DESIGN_BUDGET_BYTES
-        self.stored: list[np.ndarray] = []
-        self.cache: dict[bytes, np.ndarray] = {}
-        self.cache_limit = max(1, _CACHE_BUDGET_BYTES // (per_row * 8))
-
-    def _featurize(self, start: int, stop: int) -> np.ndarray:
-        out = np.zeros((stop - start, self.data.n_actions, self.dim), dtype=np.float32)
-        for row in range(start, stop):
-            x = self.data.feature_set(row)
-            key = x.vw_json()
-            matrix = self.cache.get(key)
-            if matrix is None:
-                matrix = x.hashed(self.dim)
-                if len(self.cache) < self.cache_limit:
-                    self.cache[key] = matrix
-            out[row - start, : matrix.shape[0]] = matrix
-        return out
-
-    def chunks(self, desc: str) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, (rows, K, dim) float32) over the whole log."""
-        if self.stored:
-            yield from zip(range(0, self.data.n, _FEATURE_CHUNK), self.stored, strict=True)
-            return
-        with progress_bar(self.data.n, desc, self.progress, unit=" events") as bar:
-            for start in range(0, self.data.n, _FEATURE_CHUNK):
-                block = self._featurize(start, min(start + _FEATURE_CHUNK, self.data.n))
-                if self.keep:
-                    self.stored.append(block)
-                yield start, block
-                bar.update(block.shape[0])
-
-
-def hashed_design(data: LoggedBandit, dim: int, progress: bool | None = None) -> np.ndarray:
-    """(n, K, dim) float32: each row's `FeatureSet.hashed(dim)`, zero-padded."""
-    blocks = [block for _, block in _HashedFeatures(data, dim, progress).chunks("featurizing")]
-    return np.concatenate(blocks) if blocks else np.zeros((0, data.n_actions, dim), np.float32)
 
 
 def _folds(data: LoggedBandit, n_folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -161,7 +111,7 @@ def _with_intercept(x: np.ndarray) -> np.ndarray:
 
 
 def _shared_model(
-    features: _HashedFeatures,
+    features: HashedFeatures,
     data: LoggedBandit,
     folds: np.ndarray,
     n_folds: int,
@@ -404,7 +354,7 @@ def cross_fit(
     start = time.perf_counter()
     if features == "hashed" and kind != "action_mean":
         q, featurize_seconds = _shared_model(
-            _HashedFeatures(data, dim, progress), data, folds, n_folds, kind, l2, weight
+            HashedFeatures(data, dim, progress), data, folds, n_folds, kind, l2, weight
         )
         featurized = start + featurize_seconds
     else:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from banditrec.client import AsyncClient, Client, RetryPolicy, ServiceError
-from banditrec.eventlog import EventLog, connect
+from banditrec.eventlog import EventLog
 from tests.plugins.ray_cluster import ServiceUnderTest, example_request
 
 
@@ -75,11 +75,6 @@ def proxy(banditrec_service: ServiceUnderTest) -> Iterator[LosingProxy]:
     p.close()
 
 
-@pytest.fixture(scope="module")
-def event_log(banditrec_service: ServiceUnderTest) -> EventLog:
-    return EventLog(connect(banditrec_service.redis_url))
-
-
 FAST = RetryPolicy(attempts=4, backoff_s=0.01)
 
 
@@ -123,34 +118,34 @@ def test_errors_raise_with_the_services_detail(banditrec_service: ServiceUnderTe
 
 
 def test_a_decision_whose_answer_was_lost_is_retried_and_logged_once(
-    banditrec_service: ServiceUnderTest, proxy: LosingProxy, event_log: EventLog
+    banditrec_service: ServiceUnderTest, proxy: LosingProxy, service_event_log: EventLog
 ) -> None:
-    before = event_log.joined.stats("channel")
+    before = service_event_log.joined.stats("channel")
     body = example_request("channel", 3)
     with Client(proxy.url, app="channel", api_key=banditrec_service.keys["admin"], retry=FAST) as c:
         proxy.lose = 1
         d = c.decide(body["context"], body["actions"])
     assert proxy.lose == 0  # the first answer really was lost
-    after = event_log.joined.stats("channel")
+    after = service_event_log.joined.stats("channel")
     assert after["decisions"] - before.get("decisions", 0) == 1
     assert after["repeated_event_ids"] - before.get("repeated_event_ids", 0) == 1
-    logged = event_log.decisions.get("channel", d.event_id)
+    logged = service_event_log.decisions.get("channel", d.event_id)
     assert logged is not None
     assert logged["_banditrec"]["action_ids"][logged["_labelIndex"]] == d.action_id
 
 
 def test_a_reward_whose_answer_was_lost_is_not_sent_twice(
-    banditrec_service: ServiceUnderTest, proxy: LosingProxy, event_log: EventLog
+    banditrec_service: ServiceUnderTest, proxy: LosingProxy, service_event_log: EventLog
 ) -> None:
     key = banditrec_service.keys["admin"]
     with Client(banditrec_service.url, app="channel", api_key=key) as direct:
         d = direct.decide(**example_request("channel", 4))
-    before = event_log.joined.stats("channel").get("rewards", 0)
+    before = service_event_log.joined.stats("channel").get("rewards", 0)
     with Client(proxy.url, app="channel", api_key=key, retry=FAST) as c:
         proxy.lose = 1
         with pytest.raises(httpx.RemoteProtocolError):
             c.reward(d.event_id, 1.0)
-    assert event_log.joined.stats("channel")["rewards"] - before == 1
+    assert service_event_log.joined.stats("channel")["rewards"] - before == 1
 
 
 def test_connection_refused_is_retried_then_raised() -> None:

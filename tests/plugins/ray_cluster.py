@@ -7,6 +7,8 @@
 - `banditrec_service`: the example apps (short reward waits) deployed once, with API keys of
   every kind, against a Redis server of its own: its learners join and learn every app in
   their Redis, which must not be the one other tests create apps in.
+- `admin_http`: an HTTP client of that service with the admin key; `service_event_log`: its
+  event log (its Redis), for what a test checks behind the API.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from banditrec.eventlog import EventLog
 
 
 def _free_port() -> int:
@@ -112,6 +119,21 @@ def banditrec_service(
     wait_ready(ray_serve.url, timeout_s=90)
     yield service
     redis.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_http(banditrec_service: ServiceUnderTest) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=banditrec_service.url, headers=banditrec_service.headers("admin"), timeout=10
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def service_event_log(banditrec_service: ServiceUnderTest) -> EventLog:
+    from banditrec.eventlog import EventLog, connect
+
+    return EventLog(connect(banditrec_service.redis_url))
 
 
 # --- requests for the example apps ------------------------------------------------------
